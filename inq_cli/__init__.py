@@ -1,0 +1,1 @@
+"""`inq`: the command-line side of the INQ training system (recipes, runs, subcommands)."""

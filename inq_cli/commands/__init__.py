@@ -1,0 +1,1 @@
+"""One module per `inq` subcommand; each exposes ``register(app: typer.Typer) -> None``."""
