@@ -1,0 +1,233 @@
+"""TIMIT for CTC training: features through torchaudio, phone or character targets, padding collate.
+
+Features: log-mel filterbanks (``features="logmel"``, ``n_mels`` bands) or MFCCs (``"mfcc"``,
+``n_mfcc`` coefficients), 25 ms windows every 10 ms, optional deltas and delta-deltas, each
+utterance normalised to zero mean and unit variance per dimension. SpecAugment (frequency and time
+masks) is applied to training utterances when ``spec_augment`` is on.
+
+Targets: ``"phones"`` (the 61 TIMIT phones, or the 39 folded ones with ``phone_set="39"``;
+scored on 39 folded phones: PER) or ``"chars"`` (letters, apostrophe and space from ``.TXT``;
+scored as WER and CER). Index 0 is the CTC blank.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+import torchaudio
+from torch.utils.data import DataLoader, Dataset
+
+from modules.datamodules.sphere import read_sphere
+from modules.datamodules.synth_timit import write_synthetic_timit
+from modules.datamodules.timit_corpus import Utterance, normalise_text, read_phn, read_txt, scan_timit, split_timit
+from modules.datamodules.timit_phones import CHARACTERS, PHONE_SETS, fold_phones
+from modules.errors import data_error
+
+SAMPLE_RATE = 16000
+Target = Literal["phones", "chars"]
+
+
+class Featurizer(torch.nn.Module):
+    """Waveform (samples,) -> normalised features (frames, dims)."""
+
+    def __init__(self, kind: str = "logmel", n_mels: int = 40, n_mfcc: int = 13, deltas: bool = False) -> None:
+        super().__init__()
+        mel = {"n_fft": 400, "win_length": 400, "hop_length": 160, "n_mels": n_mels}
+        if kind == "logmel":
+            self.transform: torch.nn.Module = torchaudio.transforms.MelSpectrogram(SAMPLE_RATE, **mel)
+            base = n_mels
+        elif kind == "mfcc":
+            self.transform = torchaudio.transforms.MFCC(SAMPLE_RATE, n_mfcc=n_mfcc, melkwargs=mel)
+            base = n_mfcc
+        else:
+            raise ValueError(f"features must be 'logmel' or 'mfcc', got {kind!r}")
+        self.kind, self.deltas = kind, deltas
+        self.delta = torchaudio.transforms.ComputeDeltas() if deltas else None
+        self.dim = base * (3 if deltas else 1)
+
+    @torch.no_grad()
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        x = self.transform(wave)  # (dims, frames)
+        if self.kind == "logmel":
+            x = torch.log(x + 1e-6)
+        if self.delta is not None:
+            d1 = self.delta(x)
+            x = torch.cat([x, d1, self.delta(d1)], dim=0)
+        x = (x - x.mean(dim=1, keepdim=True)) / (x.std(dim=1, keepdim=True) + 1e-5)
+        return x.T.contiguous()
+
+
+class SpecAugment(torch.nn.Module):
+    """Frequency and time masking (Park et al. 2019) on (frames, dims) features."""
+
+    def __init__(self, freq_masks: int = 2, freq_width: int = 8, time_masks: int = 2, time_width: int = 20) -> None:
+        super().__init__()
+        self.freq = torchaudio.transforms.FrequencyMasking(freq_width)
+        self.time = torchaudio.transforms.TimeMasking(time_width)
+        self.freq_masks, self.time_masks = freq_masks, time_masks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.T.unsqueeze(0)  # (1, dims, frames)
+        for _ in range(self.freq_masks):
+            y = self.freq(y)
+        for _ in range(self.time_masks):
+            y = self.time(y)
+        return y.squeeze(0).T.contiguous()
+
+
+class Vocabulary:
+    """CTC output symbols: index 0 is the blank, then the training tokens."""
+
+    def __init__(self, target: Target, phone_set: str = "61") -> None:
+        if target == "phones":
+            if phone_set not in PHONE_SETS:
+                raise ValueError(f"phone_set must be '61' or '39', got {phone_set!r}")
+            self.tokens = list(PHONE_SETS[phone_set])
+        elif target == "chars":
+            self.tokens = list(CHARACTERS)
+        else:
+            raise ValueError(f"target must be 'phones' or 'chars', got {target!r}")
+        self.target, self.phone_set = target, phone_set
+        self.index = {t: i + 1 for i, t in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens) + 1
+
+    def encode(self, tokens: list[str]) -> torch.Tensor:
+        return torch.tensor([self.index[t] for t in tokens], dtype=torch.long)
+
+    def decode(self, ids: list[int]) -> list[str]:
+        return [self.tokens[i - 1] for i in ids if 0 < i <= len(self.tokens)]
+
+    def scoring_units(self, tokens: list[str]) -> list[str]:
+        """What is scored: folded phones (PER) or words (WER) of a token sequence."""
+        if self.target == "phones":
+            return fold_phones(tokens)
+        return "".join(tokens).split()
+
+
+class TimitDataset(Dataset):
+    """Utterances -> dicts with ``features`` (T, F), ``targets`` (L,), ``reference`` (scored units)."""
+
+    def __init__(self, utterances: list[Utterance], featurizer: Featurizer, vocab: Vocabulary,
+                 augment: torch.nn.Module | None = None, cache: bool = True) -> None:
+        self.utterances, self.featurizer, self.vocab, self.augment = utterances, featurizer, vocab, augment
+        self.labels = [self._tokens(u) for u in utterances]  # parsed up front: bad files fail early
+        self.cache: dict[int, torch.Tensor] | None = {} if cache else None
+
+    def _tokens(self, u: Utterance) -> list[str]:
+        if self.vocab.target == "phones":
+            phones = [p for _, _, p in read_phn(u.sibling(".PHN"))]
+            return fold_phones(phones) if self.vocab.phone_set == "39" else phones
+        path = u.sibling(".TXT")
+        text = normalise_text(read_txt(path))
+        if not text:
+            raise data_error(path, "sentence has no letters")
+        return list(text)
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def features(self, i: int) -> torch.Tensor:
+        if self.cache is not None and i in self.cache:
+            return self.cache[i]
+        samples, rate = read_sphere(self.utterances[i].wav)
+        wave = torch.from_numpy(samples)
+        if rate != SAMPLE_RATE:
+            wave = torchaudio.functional.resample(wave, rate, SAMPLE_RATE)
+        feats = self.featurizer(wave)
+        if self.cache is not None:
+            self.cache[i] = feats
+        return feats
+
+    def __getitem__(self, i: int) -> dict:
+        feats = self.features(i)
+        if self.augment is not None:
+            feats = self.augment(feats)
+        tokens = self.labels[i]
+        return {"features": feats, "targets": self.vocab.encode(tokens),
+                "reference": self.vocab.scoring_units(tokens), "key": self.utterances[i].key}
+
+
+def collate_utterances(items: list[dict]) -> dict:
+    """Pad features to the longest utterance; concatenate targets as CTC expects."""
+    lengths = torch.tensor([it["features"].shape[0] for it in items], dtype=torch.long)
+    dims = items[0]["features"].shape[1]
+    features = torch.zeros(len(items), int(lengths.max()), dims)
+    for k, it in enumerate(items):
+        features[k, : it["features"].shape[0]] = it["features"]
+    return {
+        "features": features,
+        "lengths": lengths,
+        "targets": torch.cat([it["targets"] for it in items]),
+        "target_lengths": torch.tensor([len(it["targets"]) for it in items], dtype=torch.long),
+        "references": [it["reference"] for it in items],
+        "keys": [it["key"] for it in items],
+    }
+
+
+class TimitDataModule(L.LightningDataModule):
+    """TIMIT (LDC layout) train / dev / core-test loaders; ``synthesize`` fills an empty root."""
+
+    def __init__(
+        self,
+        root: str | Path = "data/timit",
+        features: Literal["logmel", "mfcc"] = "logmel",
+        n_mels: int = 40,
+        n_mfcc: int = 13,
+        deltas: bool = False,
+        target: Target = "phones",
+        phone_set: Literal["61", "39"] = "61",
+        spec_augment: bool = False,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        cache: bool = True,
+        synthesize: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.featurizer = Featurizer(features, n_mels, n_mfcc, deltas)
+        self.vocab = Vocabulary(target, phone_set)
+        self.augment = SpecAugment() if spec_augment else None
+        self.batch_size, self.num_workers, self.cache = batch_size, num_workers, cache
+        self.synthesize, self.seed = synthesize, seed
+        self.datasets: dict[str, TimitDataset] = {}
+
+    @property
+    def n_features(self) -> int:
+        return self.featurizer.dim
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.vocab)
+
+    def prepare_data(self) -> None:
+        """Write the synthetic corpus when asked to and the root is missing or empty."""
+        if self.synthesize and (not self.root.exists() or not any(self.root.iterdir())):
+            write_synthetic_timit(self.root, seed=self.seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.prepare_data()  # idempotent; covers callers that skip prepare_data
+        splits = split_timit(scan_timit(self.root), self.root)
+        for name, utts in splits.items():
+            augment = self.augment if name == "train" else None
+            self.datasets[name] = TimitDataset(utts, self.featurizer, self.vocab, augment, self.cache)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, collate_fn=collate_utterances,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("dev", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
