@@ -1,0 +1,258 @@
+"""GlaS 2015 (gland segmentation) from its flat folder: images, instance masks, grades, loaders.
+
+Layout: ``train_N.bmp`` / ``testA_N.bmp`` / ``testB_N.bmp`` with ``<name>_anno.bmp`` instance
+masks (0 = background, 1..K = glands) and ``Grade.csv`` (optional; its ``name`` and
+``grade (GlaS)`` columns are read). Training draws random patches (crop, then rotation by any
+angle and flips); evaluation runs on whole images and returns their instance labels so the
+module can compute the GlaS object scores.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from scipy import ndimage
+from torch.utils.data import DataLoader, Dataset
+
+from modules.datamodules.synth_glas import write_synthetic_glas
+from modules.errors import data_error
+
+SPLITS = ("train", "testA", "testB")
+_NAME = re.compile(r"^(train|testA|testB)_(\d+)\.bmp$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class GlasItem:
+    """One image of the set: its name (``train_3``), files and grade (``""`` if unknown)."""
+
+    name: str
+    image: Path
+    mask: Path
+    grade: str = ""
+
+
+def read_grades(path: Path) -> dict[str, str]:
+    """``Grade.csv``: image name -> GlaS grade (benign / malignant)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as err:
+        raise data_error(path, f"cannot read ({err})") from None
+    if not rows:
+        raise data_error(path, "empty file, expected a header with 'name' and 'grade (GlaS)'")
+    header = [h.strip().lower() for h in rows[0]]
+    if "name" not in header or "grade (glas)" not in header:
+        raise data_error(path, f"header {rows[0]} lacks 'name' or 'grade (GlaS)'")
+    i_name, i_grade = header.index("name"), header.index("grade (glas)")
+    grades = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= max(i_name, i_grade):
+            raise data_error(path, f"line {number}: expected {len(header)} columns, got {len(row)}")
+        grades[row[i_name].strip()] = row[i_grade].strip()
+    return grades
+
+
+def scan_glas(root: str | Path) -> dict[str, list[GlasItem]]:
+    """All images per split, in numeric order; every image must have its ``_anno.bmp``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise data_error(root, "GlaS root does not exist or is not a folder")
+    grade_file = next((p for p in root.iterdir() if p.name.lower() == "grade.csv"), None)
+    grades = read_grades(grade_file) if grade_file else {}
+    found: dict[str, list[tuple[int, GlasItem]]] = {s: [] for s in SPLITS}
+    for path in root.iterdir():
+        match = _NAME.match(path.name)
+        if not match:
+            continue
+        split = next(s for s in SPLITS if s.lower() == match.group(1).lower())
+        name = f"{split}_{int(match.group(2))}"
+        mask = next((p for p in (path.with_name(f"{path.stem}_anno{path.suffix}"),
+                                 path.with_name(f"{path.stem}_anno.bmp")) if p.is_file()), None)
+        if mask is None:
+            raise data_error(path, f"no instance mask {path.stem}_anno.bmp beside the image")
+        found[split].append((int(match.group(2)), GlasItem(name, path, mask, grades.get(name, ""))))
+    return {s: [item for _, item in sorted(items)] for s, items in found.items()}
+
+
+def load_image(path: Path) -> np.ndarray:
+    """RGB image as (H, W, 3) uint8; a truncated or corrupt file raises DataError."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        raise data_error(path, f"truncated or corrupt image ({err})") from None
+
+
+def load_mask(path: Path) -> np.ndarray:
+    """Instance labels as (H, W) int32 from an 8/16-bit grey, palette or grey-as-RGB BMP."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            array = np.asarray(img)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        raise data_error(path, f"truncated or corrupt mask ({err})") from None
+    if mode in ("RGB", "RGBA"):
+        if not (np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2])):
+            raise data_error(path, "colour mask; expected grey instance labels (0 = background, 1..K = glands)")
+        array = array[..., 0]
+    elif mode not in ("L", "P", "I", "I;16", "1"):
+        raise data_error(path, f"unsupported mask mode {mode}")
+    return array.astype(np.int32)
+
+
+def normalise_image(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float, each channel of the image standardised (stain-robust)."""
+    x = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+    mean = x.mean(dim=(1, 2), keepdim=True)
+    std = x.std(dim=(1, 2), keepdim=True)
+    return (x - mean) / (std + 1e-3)
+
+
+def load_pair(item: GlasItem) -> tuple[np.ndarray, np.ndarray]:
+    image, mask = load_image(item.image), load_mask(item.mask)
+    if image.shape[:2] != mask.shape:
+        raise data_error(item.mask, f"mask is {mask.shape[1]}x{mask.shape[0]}, image is {image.shape[1]}x{image.shape[0]}")
+    return image, mask
+
+
+def random_patch(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray, size: int,
+                 rotate: bool, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A random ``size`` x ``size`` patch, rotated by a random angle and flipped.
+
+    A larger window (side ``size * sqrt(2)``) is cropped first so the rotated patch has no empty
+    corners; images smaller than the window are reflect-padded.
+    """
+    window = int(np.ceil(size * np.sqrt(2))) + 2 if rotate else size
+    h, w = labels.shape
+    pad_h, pad_w = max(0, window - h), max(0, window - w)
+    if pad_h or pad_w:
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+        labels = np.pad(labels, ((0, pad_h), (0, pad_w)), mode="reflect")
+        h, w = labels.shape
+    y, x = int(rng.integers(0, h - window + 1)), int(rng.integers(0, w - window + 1))
+    img, lab = image[y : y + window, x : x + window], labels[y : y + window, x : x + window]
+    if rotate:
+        angle = float(rng.uniform(0, 360))
+        img = ndimage.rotate(img, angle, axes=(0, 1), reshape=False, order=1, mode="reflect")
+        lab = ndimage.rotate(lab, angle, axes=(0, 1), reshape=False, order=0, mode="reflect")
+        o = (window - size) // 2
+        img, lab = img[o : o + size, o : o + size], lab[o : o + size, o : o + size]
+    if flip and rng.random() < 0.5:
+        img, lab = img[:, ::-1], lab[:, ::-1]
+    if flip and rng.random() < 0.5:
+        img, lab = img[::-1], lab[::-1]
+    return np.ascontiguousarray(img), np.ascontiguousarray(lab)
+
+
+class GlasPatches(Dataset):
+    """Training patches: ``patches_per_image`` random patches of every image per epoch."""
+
+    def __init__(self, items: list[GlasItem], patch_size: int = 96, patches_per_image: int = 8,
+                 rotate: bool = True, flip: bool = True, seed: int = 0) -> None:
+        self.pairs = [load_pair(item) for item in items]
+        self.patch_size, self.per_image = patch_size, patches_per_image
+        self.rotate, self.flip, self.seed = rotate, flip, seed
+        self.draws = 0
+
+    def __len__(self) -> int:
+        return len(self.pairs) * self.per_image
+
+    def __getitem__(self, index: int) -> dict:
+        # fresh randomness per draw, reproducible for a given seed and draw order
+        self.draws += 1
+        rng = np.random.default_rng((self.seed, index, self.draws, torch.initial_seed() % 2**32))
+        image, labels = self.pairs[index // self.per_image]
+        img, lab = random_patch(rng, image, labels, self.patch_size, self.rotate, self.flip)
+        return {"image": normalise_image(img), "target": torch.from_numpy((lab > 0).astype(np.float32))[None]}
+
+
+class GlasImages(Dataset):
+    """Whole images with their instance labels, for validation and test."""
+
+    def __init__(self, items: list[GlasItem]) -> None:
+        self.items = items
+        self.pairs = [load_pair(item) for item in items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        image, labels = self.pairs[index]
+        return {"image": normalise_image(image), "labels": torch.from_numpy(labels),
+                "target": torch.from_numpy((labels > 0).astype(np.float32))[None], "name": self.items[index].name}
+
+
+def collate_images(items: list[dict]) -> dict:
+    """Stack when all images share a size; otherwise keep lists (batch size 1 is typical)."""
+    same = len({tuple(it["image"].shape) for it in items}) == 1
+    out: dict = {"name": [it["name"] for it in items]}
+    for key in ("image", "labels", "target"):
+        values = [it[key] for it in items]
+        out[key] = torch.stack(values) if same else values
+    return out
+
+
+class GlasDataModule(L.LightningDataModule):
+    """GlaS train patches; validation and test on Test A and Test B (two dataloaders, that order)."""
+
+    eval_splits = ("testA", "testB")
+
+    def __init__(self, root: str | Path = "data/glas", patch_size: int = 96, patches_per_image: int = 8,
+                 batch_size: int = 8, eval_batch_size: int = 1, num_workers: int = 0, rotate: bool = True,
+                 flip: bool = True, subset: list[str] | None = None, synthesize: bool = False, seed: int = 0) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.patch_size, self.patches_per_image = patch_size, patches_per_image
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.rotate, self.flip, self.subset = rotate, flip, subset
+        self.synthesize, self.seed = synthesize, seed
+        self.items: dict[str, list[GlasItem]] = {}
+        self.datasets: dict[str, Dataset] = {}
+
+    def prepare_data(self) -> None:
+        """Write the synthetic set when asked to and the root is missing or empty."""
+        if self.synthesize and (not self.root.exists() or not any(self.root.iterdir())):
+            write_synthetic_glas(self.root, seed=self.seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.prepare_data()
+        self.items = scan_glas(self.root)
+        if self.subset is not None:
+            known = {item.name: item for item in self.items["train"]}
+            missing = [n for n in self.subset if n not in known]
+            if missing:
+                raise data_error(self.root, f"subset names not among the training images: {', '.join(missing[:5])}")
+            self.items["train"] = [known[n] for n in self.subset]
+        for split in SPLITS:
+            if not self.items[split]:
+                raise data_error(self.root, f"empty {split} split: no {split}_N.bmp images")
+        self.datasets["train"] = GlasPatches(self.items["train"], self.patch_size, self.patches_per_image,
+                                             self.rotate, self.flip, self.seed)
+        for split in self.eval_splits:
+            self.datasets[split] = GlasImages(self.items[split])
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.datasets["train"], batch_size=self.batch_size, shuffle=True, drop_last=False,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def _eval(self) -> list[DataLoader]:
+        return [DataLoader(self.datasets[s], batch_size=self.eval_batch_size, shuffle=False,
+                           num_workers=self.num_workers, collate_fn=collate_images) for s in self.eval_splits]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return self._eval()
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self._eval()

@@ -1,0 +1,113 @@
+"""ImageNet-2012 in the ImageFolder layout (``train/<wnid>/*.JPEG``, ``val/<wnid>/*.JPEG``).
+
+Standard transforms: training takes a random-resized crop of ``input_size`` and a horizontal
+flip; validation resizes the short side to ``input_size / 0.875`` (256 for 224) and takes the
+centre crop; both normalise with ImageNet's channel means and deviations. ``max_per_class``
+keeps the first N images of each class, for small runs. A corrupt image raises DataError naming it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+from modules.errors import data_error
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_rgb(path: str) -> Image.Image:
+    """ImageFolder loader that names the file when it cannot be decoded."""
+    try:
+        with open(path, "rb") as handle:
+            img = Image.open(handle)
+            return img.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        raise data_error(path, f"truncated or corrupt image ({err})") from None
+
+
+def train_transform(input_size: int) -> transforms.Compose:
+    return transforms.Compose([
+        transforms.RandomResizedCrop(input_size),
+        transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])  # fmt: skip
+
+
+def eval_transform(input_size: int) -> transforms.Compose:
+    return transforms.Compose([
+        transforms.Resize(int(round(input_size / 0.875))),
+        transforms.CenterCrop(input_size),
+        transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])  # fmt: skip
+
+
+def image_folder(root: Path, split: str, transform, max_per_class: int | None) -> datasets.ImageFolder:
+    """One split as an ImageFolder, with clear errors for a missing or empty folder."""
+    folder = root / split
+    if not folder.is_dir():
+        raise data_error(folder, f"missing {split}/ folder (expected ImageFolder layout {split}/<wnid>/*.JPEG)")
+    try:
+        dataset = datasets.ImageFolder(str(folder), transform=transform, loader=load_rgb)
+    except (FileNotFoundError, RuntimeError) as err:
+        raise data_error(folder, f"empty {split} split ({str(err).splitlines()[0]})") from None
+    if max_per_class is not None:
+        kept, seen = [], {}
+        for path, label in dataset.samples:
+            if seen.get(label, 0) < max_per_class:
+                kept.append((path, label))
+                seen[label] = seen.get(label, 0) + 1
+        dataset.samples = dataset.imgs = kept
+        dataset.targets = [label for _, label in kept]
+    return dataset
+
+
+class ImageNetDataModule(L.LightningDataModule):
+    """ImageNet train / val loaders (val is also the test split, as usual for ImageNet)."""
+
+    def __init__(self, root: str | Path = "data/imagenet", input_size: int = 224, batch_size: int = 32,
+                 eval_batch_size: int | None = None, num_workers: int = 8, max_per_class: int | None = None) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.input_size, self.batch_size = input_size, batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers, self.max_per_class = num_workers, max_per_class
+        self.train_set: datasets.ImageFolder | None = None
+        self.val_set: datasets.ImageFolder | None = None
+
+    @property
+    def num_classes(self) -> int:
+        self.setup()
+        return len(self.train_set.classes)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        if not self.root.is_dir():
+            raise data_error(self.root, "ImageNet root does not exist or is not a folder")
+        train = image_folder(self.root, "train", train_transform(self.input_size), self.max_per_class)
+        val = image_folder(self.root, "val", eval_transform(self.input_size), self.max_per_class)
+        if train.classes != val.classes:
+            extra = sorted(set(val.classes) ^ set(train.classes))[:3]
+            raise data_error(self.root / "val", f"class folders differ from train/ (e.g. {', '.join(extra)})")
+        self.train_set, self.val_set = train, val
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

@@ -1,0 +1,109 @@
+"""A small synthetic GlaS in the real on-disk format, so the segmentation family runs anywhere.
+
+Images look like H&E-stained colon tissue at a glance: pink, textured stroma with scattered
+nuclei; each gland is a lumen (pale) ringed by a band of dark-purple epithelial nuclei. Test B
+(like GlaS's Test B, mostly malignant) has irregular, crowded glands. Files: ``<split>_<n>.bmp``
+(24-bit RGB) and ``<split>_<n>_anno.bmp`` (8-bit, 0 = background, 1..K = glands), and
+``Grade.csv`` with GlaS's header, all in one flat folder.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+GRADE_HEADER = ["name", "Patient ID", "grade (GlaS)", "grade (Sirinukunwattana et al. 2015)"]
+
+
+def _gland_mask(rng: np.random.Generator, size: int, cy: float, cx: float, ry: float, rx: float,
+                angle: float, irregular: bool) -> np.ndarray:
+    """Boolean mask of one (possibly irregular) elliptical gland."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    dy, dx = yy - cy, xx - cx
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    r = np.sqrt((u / rx) ** 2 + (v / ry) ** 2)
+    if irregular:
+        theta = np.arctan2(v, u)
+        wobble = sum(rng.uniform(0.05, 0.15) * np.cos(k * theta + rng.uniform(0, 6.28)) for k in (2, 3, 5))
+        r = r * (1 + wobble)
+    return r <= 1.0
+
+
+def synth_tile(rng: np.random.Generator, size: int = 128, malignant: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One RGB tile (H, W, 3) uint8 and its instance mask (H, W) uint8."""
+    labels = np.zeros((size, size), dtype=np.uint8)
+    occupied = np.zeros((size, size), dtype=bool)
+    target = int(rng.integers(4, 8) if malignant else rng.integers(3, 6))
+    count = 0
+    for _ in range(200):
+        if count == target:
+            break
+        ry, rx = rng.uniform(9, 22, size=2) * (0.8 if malignant else 1.0)
+        cy, cx = rng.uniform(0, size, size=2)
+        mask = _gland_mask(rng, size, cy, cx, ry, rx, rng.uniform(0, np.pi), malignant)
+        if mask.sum() < 60:
+            continue
+        if (ndimage.binary_dilation(mask, iterations=3) & occupied).any():
+            continue
+        count += 1
+        labels[mask] = count
+        occupied |= mask
+    # stroma: pink with low-frequency texture and sparse nuclei
+    texture = ndimage.gaussian_filter(rng.standard_normal((size, size)), 3) * 40
+    img = np.empty((size, size, 3))
+    img[..., 0] = 225 + texture
+    img[..., 1] = 160 + texture
+    img[..., 2] = 195 + 0.5 * texture
+    nuclei = ndimage.binary_dilation(rng.random((size, size)) < 0.004, iterations=1)
+    img[nuclei] = (120, 70, 150)
+    for k in range(1, count + 1):
+        gland = labels == k
+        depth = ndimage.distance_transform_edt(gland)
+        thickness = rng.uniform(3, 6) * (1.4 if malignant else 1.0)
+        epithelium = gland & (depth <= thickness)
+        lumen = gland & ~epithelium
+        img[lumen] = (245, 235, 245) + rng.normal(0, 6, size=(int(lumen.sum()), 3))
+        speckle = rng.normal(0, 18, size=(int(epithelium.sum()), 1))
+        img[epithelium] = np.array((110, 55, 140)) + speckle
+    img = ndimage.gaussian_filter(img, sigma=(0.7, 0.7, 0)) + rng.normal(0, 4, size=img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), labels
+
+
+def _save_bmp(array: np.ndarray, path: Path) -> None:
+    """Write a BMP atomically (temporary name, then rename)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="BMP")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+
+
+def write_synthetic_glas(root: str | Path, train: int = 12, test_a: int = 6, test_b: int = 4,
+                         size: int = 128, seed: int = 0) -> Path:
+    """Write the synthetic GlaS folder (images, masks, Grade.csv) under ``root``; returns it."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for split, count, malignant_share in (("train", train, 0.5), ("testA", test_a, 0.5), ("testB", test_b, 0.9)):
+        for n in range(1, count + 1):
+            malignant = bool(rng.random() < malignant_share)
+            image, labels = synth_tile(rng, size, malignant)
+            _save_bmp(image, root / f"{split}_{n}.bmp")
+            _save_bmp(labels, root / f"{split}_{n}_anno.bmp")
+            grade = "malignant" if malignant else "benign"
+            detail = "adenomatous moderately differentiated" if malignant else "healthy"
+            rows.append([f"{split}_{n}", str(1 + n % 5), grade, detail])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(GRADE_HEADER)
+    writer.writerows(rows)
+    tmp = root / "Grade.csv.tmp"
+    tmp.write_text(text.getvalue())
+    tmp.replace(root / "Grade.csv")
+    return root
