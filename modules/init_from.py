@@ -89,6 +89,10 @@ def load_float_weights(net: nn.Module, path: str | Path, skip_mismatched: bool =
         raise data_error(path, "no tensor in the checkpoint matches the model's parameters")
     report.loaded = sorted(update)
     report.missing = sorted(k for k in target if k not in update and not k.endswith(INQ_SUFFIXES))
+    params = {name for name, _ in net.named_parameters()}
+    absent = [k for k in report.missing if k in params and k not in report.mismatched]
+    if absent and not skip_mismatched:
+        raise data_error(path, f"no weights for {len(absent)} parameters, e.g. {', '.join(absent[:3])} (set init_skip_mismatched to load the rest)")
     with torch.no_grad():
         for key, value in update.items():
             target[key].copy_(value.to(target[key].dtype))

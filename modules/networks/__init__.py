@@ -1,7 +1,1 @@
-"""Networks of the paper's three families: VGG (classification), residual FCN (segmentation),
-Deep Speech (speech)."""
-from modules.networks.deepspeech import DeepSpeech
-from modules.networks.fcn import ResidualFCN
-from modules.networks.vgg import VGG
-
-__all__ = ["VGG", "ResidualFCN", "DeepSpeech"]
+"""Plain `nn.Module` networks; registered for recipes by the task modules (see modules.registry)."""

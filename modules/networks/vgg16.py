@@ -2,7 +2,7 @@
 
 The module layout copies torchvision's (``features.<i>``, ``avgpool``, ``classifier.<i>`` with the
 same indices), so a torchvision ``vgg16`` / ``vgg16_bn`` state dict loads into
-``VGG("vgg16")`` unchanged. ``width`` scales every channel count and the classifier's hidden size
+``PaperVGG("vgg16")`` unchanged. ``width`` scales every channel count and the classifier's hidden size
 and ``input_size`` sets the classifier's input, for small runs on small images.
 
 The small VGGs follow the paper (Fig. 2): drop VGG-16's second block (the 112x112x128 maps) and
@@ -56,7 +56,7 @@ def make_features(blocks: list[list[int]], batch_norm: bool, width: float, in_ch
     return nn.Sequential(*layers)
 
 
-class VGG(nn.Module):
+class PaperVGG(nn.Module):
     """A VGG classifier: conv features, adaptive average pool, three fully connected layers."""
 
     def __init__(
