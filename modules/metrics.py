@@ -20,13 +20,16 @@ when both sides are empty, F1 = Dice = 1 and Hausdorff = 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-
 import numpy as np
+import torch
 from scipy import ndimage
+from torchmetrics import Metric
 
 __all__ = [
     "glas_scores",
+    "glas_statistics",
+    "glas_from_statistics",
+    "GlasObjectMetric",
     "f1_dice_mean",
     "instances_from_probability",
     "hausdorff_distance",
@@ -71,16 +74,11 @@ def hausdorff_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(to_b[a].max(), to_a[b].max()))
 
 
-@dataclass
-class _Pool:
-    """Running sums of the GlaS statistics over a sequence of images."""
-
-    tp: int = 0
-    n_seg: int = 0
-    n_gt: int = 0
-    # [weighted dice, weighted hausdorff, total area] for the ground-truth and segmented sides
-    gt_side: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    seg_side: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+# Additive per-sequence statistics (so shards of a test set, e.g. DDP ranks, can be summed):
+# [TP, segmented objects, ground-truth objects,
+#  gt-side area-weighted Dice, gt-side area-weighted Hausdorff, gt-side area,
+#  seg-side area-weighted Dice, seg-side area-weighted Hausdorff, seg-side area]
+N_STATS = 9
 
 
 def _overlaps(seg: np.ndarray, gt: np.ndarray, n_seg: int, n_gt: int) -> np.ndarray:
@@ -89,17 +87,12 @@ def _overlaps(seg: np.ndarray, gt: np.ndarray, n_seg: int, n_gt: int) -> np.ndar
     return np.bincount(flat.ravel(), minlength=(n_seg + 1) * (n_gt + 1)).reshape(n_seg + 1, n_gt + 1)
 
 
-def _side_sums(
-    own: list[np.ndarray],
-    other: list[np.ndarray],
-    overlap: np.ndarray,
-    diagonal: float,
-    sums: list[float],
-) -> None:
-    """Add the area-weighted Dice and Hausdorff of each object in ``own`` to ``sums``.
+def _side_sums(own: list[np.ndarray], other: list[np.ndarray], overlap: np.ndarray, diagonal: float) -> np.ndarray:
+    """[area-weighted Dice, area-weighted Hausdorff, area] summed over the objects of ``own``.
 
     ``overlap[i, j]`` is the pixel count of own object i with other object j (no background).
     """
+    sums = np.zeros(3)
     for i, obj in enumerate(own):
         area = float(obj.sum())
         if other and overlap[i].max() > 0:
@@ -112,16 +105,26 @@ def _side_sums(
             haus = min(hausdorff_distance(obj, o) for o in other)
         else:
             dice, haus = 0.0, diagonal
-        sums[0] += area * dice
-        sums[1] += area * haus
-        sums[2] += area
+        sums += (area * dice, area * haus, area)
+    return sums
 
 
-def _add_image(pool: _Pool, seg: np.ndarray, gt: np.ndarray) -> None:
-    """Accumulate one (prediction, target) pair of instance-label images."""
+def _check_pair(seg: np.ndarray, gt: np.ndarray, where: str) -> None:
+    if seg.shape != gt.shape or seg.ndim != 2:
+        raise ValueError(f"{where}: prediction {seg.shape} and target {gt.shape} differ or are not 2-D")
+    if not (np.issubdtype(seg.dtype, np.integer) and np.issubdtype(gt.dtype, np.integer)):
+        raise ValueError(f"{where}: instance labels must be integer arrays")
+    if (seg < 0).any() or (gt < 0).any():
+        raise ValueError(f"{where}: instance labels must be >= 0 (0 = background)")
+
+
+def glas_statistics(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The additive GlaS statistics (length ``N_STATS``) of one pair of instance-label images."""
+    seg, gt = np.asarray(prediction), np.asarray(target)
+    _check_pair(seg, gt, "image")
+    # compress labels to 0..K keeping 0 = background (np.unique sorts, so 0 stays first)
     _, seg_c = np.unique(seg, return_inverse=True)
     _, gt_c = np.unique(gt, return_inverse=True)
-    # compress labels to 0..K keeping 0 = background (np.unique sorts, so 0 stays first)
     seg_c = seg_c.reshape(seg.shape) + (0 if (seg == 0).any() else 1)
     gt_c = gt_c.reshape(gt.shape) + (0 if (gt == 0).any() else 1)
     n_seg, n_gt = int(seg_c.max()), int(gt_c.max())
@@ -129,16 +132,33 @@ def _add_image(pool: _Pool, seg: np.ndarray, gt: np.ndarray) -> None:
     gt_objs = [gt_c == i for i in range(1, n_gt + 1)]
     ov = _overlaps(seg_c, gt_c, n_seg, n_gt)[1:, 1:]
     gt_area = np.array([o.sum() for o in gt_objs], dtype=np.float64)
+    tp = 0
     for j in range(n_seg):
         if n_gt and ov[j].max() > 0:
             best = int(ov[j].argmax())
-            if ov[j, best] > 0.5 * gt_area[best]:
-                pool.tp += 1
-    pool.n_seg += n_seg
-    pool.n_gt += n_gt
+            tp += int(ov[j, best] > 0.5 * gt_area[best])
     diagonal = float(np.hypot(*seg.shape))
-    _side_sums(gt_objs, seg_objs, ov.T, diagonal, pool.gt_side)
-    _side_sums(seg_objs, gt_objs, ov, diagonal, pool.seg_side)
+    gt_side = _side_sums(gt_objs, seg_objs, ov.T, diagonal)
+    seg_side = _side_sums(seg_objs, gt_objs, ov, diagonal)
+    return np.concatenate([[tp, n_seg, n_gt], gt_side, seg_side]).astype(np.float64)
+
+
+def glas_from_statistics(stats: np.ndarray) -> dict[str, float]:
+    """F1, object Dice and object Hausdorff from summed statistics (see the module docstring)."""
+    tp, n_seg, n_gt = (float(v) for v in stats[:3])
+    fp, fn = n_seg - tp, n_gt - tp
+    f1 = 1.0 if tp + fp + fn == 0 else 2.0 * tp / (2.0 * tp + fp + fn)
+    halves = []
+    for metric in (0, 1):
+        g = stats[3 + metric] / stats[5] if stats[5] else None
+        s = stats[6 + metric] / stats[8] if stats[8] else None
+        if g is None and s is None:
+            halves.append(1.0 if metric == 0 else 0.0)
+        else:
+            g = s if g is None else g
+            s = g if s is None else s
+            halves.append(0.5 * (g + s))
+    return {"f1": float(f1), "object_dice": float(halves[0]), "object_hausdorff": float(halves[1])}
 
 
 def glas_scores(
@@ -151,29 +171,36 @@ def glas_scores(
     """
     if len(predictions) != len(targets):
         raise ValueError(f"{len(predictions)} predictions but {len(targets)} targets")
-    pool = _Pool()
+    total = np.zeros(N_STATS)
     for k, (seg, gt) in enumerate(zip(predictions, targets)):
         seg, gt = np.asarray(seg), np.asarray(gt)
-        if seg.shape != gt.shape or seg.ndim != 2:
-            raise ValueError(f"image {k}: prediction {seg.shape} and target {gt.shape} differ or are not 2-D")
-        if not (np.issubdtype(seg.dtype, np.integer) and np.issubdtype(gt.dtype, np.integer)):
-            raise ValueError(f"image {k}: instance labels must be integer arrays")
-        if (seg < 0).any() or (gt < 0).any():
-            raise ValueError(f"image {k}: instance labels must be >= 0 (0 = background)")
-        _add_image(pool, seg, gt)
-    fp, fn = pool.n_seg - pool.tp, pool.n_gt - pool.tp
-    f1 = 1.0 if pool.tp + fp + fn == 0 else 2.0 * pool.tp / (2.0 * pool.tp + fp + fn)
-    halves = []
-    for metric in (0, 1):
-        g = pool.gt_side[metric] / pool.gt_side[2] if pool.gt_side[2] else None
-        s = pool.seg_side[metric] / pool.seg_side[2] if pool.seg_side[2] else None
-        if g is None and s is None:
-            halves.append(1.0 if metric == 0 else 0.0)
-        else:
-            g = s if g is None else g
-            s = g if s is None else s
-            halves.append(0.5 * (g + s))
-    return {"f1": float(f1), "object_dice": float(halves[0]), "object_hausdorff": float(halves[1])}
+        _check_pair(seg, gt, f"image {k}")
+        total += glas_statistics(seg, gt)
+    return glas_from_statistics(total)
+
+
+class GlasObjectMetric(Metric):
+    """torchmetrics wrapper: ``update(predictions, targets)`` with instance-label images, ``compute()``
+    gives ``{"f1", "object_dice", "object_hausdorff", "f1_dice"}`` pooled over everything seen.
+    The state is the additive statistics, summed across processes, so DDP gives the exact result."""
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("stats", default=torch.zeros(N_STATS, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, predictions: Sequence, targets: Sequence) -> None:
+        for seg, gt in zip(predictions, targets, strict=True):
+            seg = seg.cpu().numpy() if isinstance(seg, torch.Tensor) else np.asarray(seg)
+            gt = gt.cpu().numpy() if isinstance(gt, torch.Tensor) else np.asarray(gt)
+            self.stats += torch.from_numpy(glas_statistics(seg, gt)).to(self.stats)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        scores = glas_from_statistics(self.stats.cpu().numpy())
+        scores["f1_dice"] = f1_dice_mean(scores)
+        return {k: torch.tensor(v, dtype=torch.float32) for k, v in scores.items()}
 
 
 def f1_dice_mean(scores: dict[str, float]) -> float:
@@ -199,8 +226,6 @@ def token_error_rate(predictions: Sequence[Sequence[str]], targets: Sequence[Seq
 
 def topk_error(logits, target, k: int = 1) -> float:
     """Fraction of samples whose target is not among the k highest logits (top-k error)."""
-    import torch
-
     logits, target = torch.as_tensor(logits), torch.as_tensor(target)
     k = min(k, logits.shape[-1])
     hit = (logits.topk(k, dim=-1).indices == target.unsqueeze(-1)).any(dim=-1)

@@ -150,3 +150,26 @@ def test_token_error_rate_and_topk() -> None:
     logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.3]])
     assert topk_error(logits, torch.tensor([1, 2]), k=1) == pytest.approx(0.5)
     assert topk_error(logits, torch.tensor([1, 2]), k=2) == pytest.approx(0.0)
+
+
+def test_metric_object_pools_like_glas_scores() -> None:
+    from modules.metrics import GlasObjectMetric
+
+    rng = np.random.default_rng(0)
+    preds, gts = [], []
+    for _ in range(3):
+        gt = canvas()
+        gt[rng.integers(0, 5) : 12, rng.integers(0, 5) : 15] = 1
+        gt[3:9, 25:35] = 2
+        seg = canvas()
+        seg[2:11, 3:14] = 4
+        preds.append(seg)
+        gts.append(gt)
+    metric = GlasObjectMetric()
+    metric.update(preds[:2], gts[:2])
+    metric.update([torch.from_numpy(preds[2])], [torch.from_numpy(gts[2])])
+    got = metric.compute()
+    want = glas_scores(preds, gts)
+    for key in want:
+        assert float(got[key]) == pytest.approx(want[key], rel=1e-6)
+    assert float(got["f1_dice"]) == pytest.approx(f1_dice_mean(want), rel=1e-6)
