@@ -77,6 +77,9 @@ class DeepSpeech(nn.Module):
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``features`` (B, T, F) normalised frames, ``lengths`` (B,) valid frames per utterance."""
+        if lengths is not None:  # frames past an utterance's end must not enter its context windows
+            valid = torch.arange(features.shape[1], device=features.device)[None, :] < lengths.to(features.device)[:, None]
+            features = features * valid.unsqueeze(-1).to(features.dtype)
         x = self._dense(self.fc1, stack_context(features, self.context))
         if not self.small:
             x = self._dense(self.fc3, self._dense(self.fc2, x))
