@@ -21,6 +21,7 @@ from scipy import ndimage
 from torch.utils.data import DataLoader, Dataset
 
 from modules.datamodules.synth_glas import write_synthetic_glas
+from modules.datamodules.synth_dir import is_empty_or_missing
 from modules.errors import data_error
 
 SPLITS = ("train", "testA", "testB")
@@ -221,7 +222,7 @@ class GlasDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Write the synthetic set when asked to and the root is missing or empty."""
-        if self.synthesize and (not self.root.exists() or not any(self.root.iterdir())):
+        if self.synthesize and is_empty_or_missing(self.root):
             write_synthetic_glas(self.root, seed=self.seed)
 
     def setup(self, stage: str | None = None) -> None:

@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from modules.datamodules.synth_dir import write_dataset_dir
+
 GRADE_HEADER = ["name", "Patient ID", "grade (GlaS)", "grade (Sirinukunwattana et al. 2015)"]
 
 
@@ -85,9 +87,12 @@ def _save_bmp(array: np.ndarray, path: Path) -> None:
 
 def write_synthetic_glas(root: str | Path, train: int = 12, test_a: int = 6, test_b: int = 4,
                          size: int = 128, seed: int = 0) -> Path:
-    """Write the synthetic GlaS folder (images, masks, Grade.csv) under ``root``; returns it."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    """Write the synthetic GlaS folder (images, masks, Grade.csv) as ``root``, which must be
+    missing or empty; the folder appears complete or not at all. Returns ``root``."""
+    return write_dataset_dir(root, lambda tmp: _write_files(tmp, train, test_a, test_b, size, seed))
+
+
+def _write_files(root: Path, train: int, test_a: int, test_b: int, size: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     rows = []
     for split, count, malignant_share in (("train", train, 0.5), ("testA", test_a, 0.5), ("testB", test_b, 0.9)):
@@ -106,4 +111,3 @@ def write_synthetic_glas(root: str | Path, train: int = 12, test_a: int = 6, tes
     tmp = root / "Grade.csv.tmp"
     tmp.write_text(text.getvalue())
     tmp.replace(root / "Grade.csv")
-    return root

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from modules.datamodules.sphere import write_sphere
+from modules.datamodules.synth_dir import write_dataset_dir
 from modules.datamodules.timit_phones import CORE_TEST_SPEAKERS, DEV_SPEAKERS
 
 SAMPLE_RATE = 16000
@@ -182,8 +183,14 @@ def write_synthetic_timit(
     utterances_per_speaker: int = 5,
     seed: int = 0,
 ) -> Path:
-    """Write a synthetic TIMIT under ``root`` (TRAIN/ and TEST/); returns ``root``."""
-    root = Path(root)
+    """Write a synthetic TIMIT (TRAIN/ and TEST/) as ``root``, which must be missing or empty;
+    the folder appears complete or not at all. Returns ``root``."""
+    return write_dataset_dir(root, lambda tmp: _write_files(tmp, train_speakers, dev_speakers, test_speakers,
+                                                            utterances_per_speaker, seed))
+
+
+def _write_files(root: Path, train_speakers: int, dev_speakers: int, test_speakers: int,
+                 utterances_per_speaker: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     letters = "abcdefghijklmnopqrstuvwxyz"
     train = [f"{'mf'[i % 2]}sy{letters[i // 10 % 26]}{i % 10}" for i in range(train_speakers)]
@@ -199,4 +206,3 @@ def write_synthetic_timit(
         names = ["SA1", "SA2"] + [f"SX{index * 10 + k + 10}" if k % 2 else f"SI{1000 + index * 10 + k}" for k in range(utterances_per_speaker)]
         for name in names:
             write_utterance(folder, name, rng, f0, scale, n_words=int(rng.integers(3, 6)))
-    return root

@@ -23,6 +23,7 @@ from modules.datamodules.sphere import read_sphere
 from modules.datamodules.synth_timit import write_synthetic_timit
 from modules.datamodules.timit_corpus import Utterance, normalise_text, read_phn, read_txt, scan_timit, split_timit
 from modules.datamodules.timit_phones import CHARACTERS, PHONE_SETS, fold_phones
+from modules.datamodules.synth_dir import is_empty_or_missing
 from modules.errors import data_error
 
 SAMPLE_RATE = 16000
@@ -206,7 +207,7 @@ class TimitDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Write the synthetic corpus when asked to and the root is missing or empty."""
-        if self.synthesize and (not self.root.exists() or not any(self.root.iterdir())):
+        if self.synthesize and is_empty_or_missing(self.root):
             write_synthetic_timit(self.root, seed=self.seed)
 
     def setup(self, stage: str | None = None) -> None:

@@ -1,0 +1,130 @@
+"""Gland segmentation: the residual FCN trained on GlaS patches, scored with the GlaS object metrics.
+
+Training minimises pixel-wise binary cross-entropy (plus, optionally, a soft Dice term) on random
+patches. Evaluation runs on whole Test A / Test B images: the gland probability map is thresholded,
+split into objects by connected components, and scored with object F1, object Dice and object
+Hausdorff (``modules.metrics``). Logged: ``<stage>/<split>/{f1,object_dice,object_hausdorff,f1_dice}``
+per evaluation split and the same pooled over all of them as ``<stage>/f1`` ... ``<stage>/f1_dice``,
+the average of F1 and object Dice the paper reports (and the checkpoint monitor).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PositiveInt
+from torch import nn
+
+from modules.base import BaseModule
+from modules.metrics import GlasObjectMetric, instances_from_probability
+from modules.networks.fcn import ResidualFCN
+from modules.registry import ModelConfig, register_model
+
+EVAL_STAGES = ("val", "test")
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice of the foreground probability with the binary target, over the batch."""
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum()
+    return 1.0 - (2.0 * inter + eps) / (prob.sum() + target.sum() + eps)
+
+
+class SegmentationModule(BaseModule):
+    """Trains ``self.net`` (images -> gland logits); evaluates the GlaS object scores."""
+
+    monitor = "val/f1_dice"
+    monitor_mode = "max"
+
+    def __init__(self, model: Mapping[str, Any], data_info: Mapping[str, Any], optimizer: Mapping[str, Any],
+                 scheduler: Mapping[str, Any] | None = None, recipe: Mapping[str, Any] | None = None) -> None:
+        super().__init__(model, data_info, optimizer, scheduler, recipe)
+        self.eval_splits = tuple(self.data_info.get("eval_splits", ("testA", "testB")))
+        self.metrics = nn.ModuleDict({
+            f"{stage}_{split}": GlasObjectMetric() for stage in EVAL_STAGES for split in (*self.eval_splits, "all")
+        })  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
+        """The FCN's image descriptor (suggestive annotation's representativeness)."""
+        return self.net.descriptor(x)
+
+    @torch.no_grad()
+    def probability(self, images: torch.Tensor) -> torch.Tensor:
+        """Gland probability maps (B, H, W) for a batch of normalised images."""
+        return torch.sigmoid(self.net(images))[:, 0]
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = F.binary_cross_entropy_with_logits(logits, target)
+        if self.model_config.dice_weight > 0:
+            loss = loss + self.model_config.dice_weight * soft_dice_loss(logits, target)
+        return loss
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self.net(batch["image"]), batch["target"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def _eval_step(self, batch: Mapping[str, Any], stage: str, dataloader_idx: int) -> None:
+        split = self.eval_splits[dataloader_idx]
+        images = batch["image"] if isinstance(batch["image"], list) else list(batch["image"])
+        labels = batch["labels"] if isinstance(batch["labels"], list) else list(batch["labels"])
+        targets = batch["target"] if isinstance(batch["target"], list) else list(batch["target"])
+        predictions, losses = [], []
+        for image, target in zip(images, targets):
+            logits = self.net(image.unsqueeze(0))
+            losses.append(F.binary_cross_entropy_with_logits(logits, target.unsqueeze(0)))
+            prob = torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+            predictions.append(instances_from_probability(prob, self.model_config.threshold, self.model_config.min_size))
+        gts = [lab.cpu().numpy() for lab in labels]
+        self.metrics[f"{stage}_{split}"].update(predictions, gts)
+        self.metrics[f"{stage}_all"].update(predictions, gts)
+        self.log(f"{stage}/loss", torch.stack(losses).mean(), batch_size=len(images), add_dataloader_idx=False,
+                 sync_dist=True)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        out: dict[str, torch.Tensor] = {}
+        for split in (*self.eval_splits, "all"):
+            metric = self.metrics[f"{stage}_{split}"]
+            if not metric.update_called:
+                continue
+            prefix = f"{stage}/" if split == "all" else f"{stage}/{split}/"
+            out.update({prefix + k: v for k, v in metric.compute().items()})
+            metric.reset()
+        if out:
+            main = out.pop(f"{stage}/f1_dice")
+            self.log_dict(out, add_dataloader_idx=False)
+            self.log(f"{stage}/f1_dice", main, prog_bar=True, add_dataloader_idx=False)
+
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, "val", dataloader_idx)
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, "test", dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+
+class FCNConfig(ModelConfig):
+    """`model: {name: fcn, ...}`: the 34-layer residual FCN; `width: 32` is the paper's simplified FCN."""
+
+    name: Literal["fcn"] = "fcn"
+    width: PositiveInt = Field(64, ge=4)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    min_size: int = Field(0, ge=0)
+    dice_weight: float = Field(0.0, ge=0.0)
+
+
+@register_model("fcn", FCNConfig, module=SegmentationModule)
+def build_fcn(cfg: FCNConfig, data_info: Mapping[str, Any]) -> nn.Module:
+    """The FCN for the data's channel count."""
+    return ResidualFCN(width=cfg.width, in_channels=int(data_info.get("in_channels", 3)), dropout=cfg.dropout)
