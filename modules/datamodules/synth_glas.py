@@ -36,43 +36,69 @@ def _gland_mask(rng: np.random.Generator, size: int, cy: float, cx: float, ry: f
     return r <= 1.0
 
 
-def synth_tile(rng: np.random.Generator, size: int = 128, malignant: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """One RGB tile (H, W, 3) uint8 and its instance mask (H, W) uint8."""
+def _place_glands(rng: np.random.Generator, size: int, malignant: bool) -> tuple[np.ndarray, int]:
+    """Non-overlapping glands; malignant tiles have more, smaller, irregular and closer ones."""
     labels = np.zeros((size, size), dtype=np.uint8)
     occupied = np.zeros((size, size), dtype=bool)
-    target = int(rng.integers(4, 8) if malignant else rng.integers(3, 6))
+    target = int(rng.integers(5, 9) if malignant else rng.integers(3, 6))
+    gap = 1 if malignant else 2  # glands may nearly touch: instance separation is part of the task
     count = 0
-    for _ in range(200):
+    for _ in range(300):
         if count == target:
             break
-        ry, rx = rng.uniform(9, 22, size=2) * (0.8 if malignant else 1.0)
+        ry, rx = rng.uniform(8, 22, size=2) * (0.8 if malignant else 1.0)
         cy, cx = rng.uniform(0, size, size=2)
         mask = _gland_mask(rng, size, cy, cx, ry, rx, rng.uniform(0, np.pi), malignant)
-        if mask.sum() < 60:
-            continue
-        if (ndimage.binary_dilation(mask, iterations=3) & occupied).any():
+        if mask.sum() < 60 or (ndimage.binary_dilation(mask, iterations=gap) & occupied).any():
             continue
         count += 1
         labels[mask] = count
         occupied |= mask
-    # stroma: pink with low-frequency texture and sparse nuclei
+    return labels, count
+
+
+def _blobs(rng: np.random.Generator, size: int, count: int, radius: tuple[float, float], avoid: np.ndarray) -> np.ndarray:
+    """Irregular blobs away from ``avoid`` (stromal spaces and nuclei clusters that are not glands)."""
+    out = np.zeros((size, size), dtype=bool)
+    for _ in range(count):
+        ry, rx = rng.uniform(*radius, size=2)
+        blob = _gland_mask(rng, size, rng.uniform(0, size), rng.uniform(0, size), ry, rx, rng.uniform(0, np.pi), True)
+        out |= blob & ~ndimage.binary_dilation(avoid, iterations=3)
+    return out
+
+
+def synth_tile(rng: np.random.Generator, size: int = 128, malignant: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One RGB tile (H, W, 3) uint8 and its instance mask (H, W) uint8.
+
+    Distractors keep it from being a colour threshold: pale stromal spaces without epithelium,
+    clusters of stromal nuclei, solid glands with little or no lumen, a per-image stain shift.
+    """
+    labels, count = _place_glands(rng, size, malignant)
+    glands = labels > 0
     texture = ndimage.gaussian_filter(rng.standard_normal((size, size)), 3) * 40
     img = np.empty((size, size, 3))
-    img[..., 0] = 225 + texture
-    img[..., 1] = 160 + texture
+    img[..., 0] = 222 + texture
+    img[..., 1] = 158 + texture
     img[..., 2] = 195 + 0.5 * texture
-    nuclei = ndimage.binary_dilation(rng.random((size, size)) < 0.004, iterations=1)
-    img[nuclei] = (120, 70, 150)
+    spaces = _blobs(rng, size, int(rng.integers(1, 4)), (4, 11), glands)
+    img[spaces] = (238, 222, 236) + rng.normal(0, 8, size=(int(spaces.sum()), 3))
+    clusters = _blobs(rng, size, int(rng.integers(1, 4)), (3, 8), glands) & (rng.random((size, size)) < 0.45)
+    nuclei = ndimage.binary_dilation(rng.random((size, size)) < 0.006, iterations=1) | clusters
+    img[nuclei & ~glands] = (125, 72, 150)
     for k in range(1, count + 1):
         gland = labels == k
         depth = ndimage.distance_transform_edt(gland)
-        thickness = rng.uniform(3, 6) * (1.4 if malignant else 1.0)
+        thickness = rng.uniform(3, 6) * (1.6 if malignant else 1.0)
+        if rng.random() < (0.35 if malignant else 0.1):
+            thickness = depth.max() + 1  # a solid gland: epithelium only, no lumen
         epithelium = gland & (depth <= thickness)
         lumen = gland & ~epithelium
-        img[lumen] = (245, 235, 245) + rng.normal(0, 6, size=(int(lumen.sum()), 3))
-        speckle = rng.normal(0, 18, size=(int(epithelium.sum()), 1))
-        img[epithelium] = np.array((110, 55, 140)) + speckle
-    img = ndimage.gaussian_filter(img, sigma=(0.7, 0.7, 0)) + rng.normal(0, 4, size=img.shape)
+        lumen_colour = (240, 230, 242) if rng.random() < 0.7 else (205, 190, 225)  # clear or mucin-filled
+        img[lumen] = lumen_colour + rng.normal(0, 8, size=(int(lumen.sum()), 3))
+        speckle = rng.normal(0, 22, size=(int(epithelium.sum()), 1))
+        img[epithelium] = np.array((112, 58, 142)) + speckle
+    stain = rng.uniform(0.88, 1.12, size=3) * rng.uniform(0.9, 1.05)
+    img = ndimage.gaussian_filter(img * stain, sigma=(0.8, 0.8, 0)) + rng.normal(0, 6, size=img.shape)
     return np.clip(img, 0, 255).astype(np.uint8), labels
 
 
