@@ -1,0 +1,13 @@
+"""Errors for bad user input found inside `modules` (config, data files, checkpoints).
+
+`modules` must stay usable from any Lightning project, so it cannot raise the CLI's error type;
+the `inq` CLI prints an `InputError` as one `error: ...` line and exits with code 2.
+"""
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input: the message is one line naming the thing (a key path, a file) and the problem."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
