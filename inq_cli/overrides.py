@@ -47,10 +47,10 @@ def parse_value(raw: str) -> Any:
     if text == "":
         return None
     try:
-        return _plain(ast.literal_eval(text))
+        value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        pass
-    return _plain(yaml.safe_load(text))
+        value = yaml.safe_load(text)
+    return _plain(value)
 
 
 def parse_override(text: str) -> Override:

@@ -324,25 +324,3 @@ def write_atomic(path: Path, text: str) -> None:
 def save_resolved(recipe: Recipe, path: Path) -> None:
     """Writes the resolved recipe as YAML (defaults filled, overrides applied)."""
     write_atomic(path, yaml.safe_dump(recipe.resolved(), sort_keys=False))
-
-
-def read_description(path: Path) -> str:
-    """A recipe's one-line description: its `description` field, else its opening comment's first line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return "(unreadable)"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("description"), str) and data["description"].strip():
-        return " ".join(data["description"].split())
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped.startswith("#"):
-            break
-        comment = stripped.lstrip("#").strip()
-        if comment:
-            return comment
-    return ""

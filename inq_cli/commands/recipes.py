@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import yaml
 
 from inq_cli.errors import InqError
 
@@ -25,10 +26,8 @@ def recipes(
     directory: Optional[Path] = typer.Option(None, "--dir", help="Folder to list instead of the shipped recipes.",
                                              show_default=False),
 ) -> None:
+    from rich.console import Console
     from rich.table import Table
-
-    from inq_cli.recipe import read_description
-    from inq_cli.report import console
 
     folder = directory or SHIPPED
     if not folder.is_dir():
@@ -39,7 +38,29 @@ def recipes(
     for path in sorted(folder.glob("*.yaml")):
         table.add_row(str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path),
                       read_description(path))
-    console.print(table)
+    Console().print(table)
+
+
+def read_description(path: Path) -> str:
+    """A recipe's one-line description: its `description` field, else its opening comment's first line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return "(unreadable)"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("description"), str) and data["description"].strip():
+        return " ".join(data["description"].split())
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("#"):
+            break
+        comment = stripped.lstrip("#").strip()
+        if comment:
+            return comment
+    return ""
 
 
 def register(app: typer.Typer) -> None:
