@@ -12,7 +12,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from modules.base import BaseModule
-from modules.networks.vgg import VGG
+from modules.errors import InputError
+from modules.networks.vgg import POOL, VGG, pooled_size
 from modules.registry import ModelConfig, register_model
 
 STAGES = ("train", "val", "test")
@@ -89,6 +90,10 @@ class VGGConfig(ModelConfig):
 @register_model("vgg", VGGConfig, module=ClassificationModule)
 def build_vgg(cfg: VGGConfig, data_info: Mapping[str, Any]) -> nn.Module:
     """A VGG-style CNN sized for the data (channels, classes, input size from `data_info`)."""
+    input_size = int(data_info["input_size"])
+    if pooled_size(input_size, cfg.layers) < 1:
+        pools = sum(1 for layer in cfg.layers if layer == POOL)
+        raise InputError(f"model.layers: {pools} max-pools shrink the {input_size}px input to nothing")
     return VGG(cfg.layers, in_channels=int(data_info["in_channels"]), num_classes=int(data_info["num_classes"]),
-               input_size=int(data_info["input_size"]), width=cfg.width, hidden=cfg.hidden,
+               input_size=input_size, width=cfg.width, hidden=cfg.hidden,
                dropout=cfg.dropout, batch_norm=cfg.batch_norm)
