@@ -90,11 +90,21 @@ class InqSection(Section):
         """True when stages are counted in optimizer steps rather than epochs."""
         return self.steps_per_stage is not None
 
+    def stage_length(self) -> int:
+        """Epochs (or steps, in step mode) between two stages."""
+        return int(self.steps_per_stage if self.step_mode else self.epochs_per_stage or 0)
+
+    def float_length(self) -> int:
+        """Epochs (or steps) of float training before the first stage."""
+        return self.float_steps if self.step_mode else self.float_epochs
+
     def schedule_length(self) -> int:
-        """Epochs (or steps, in step mode) until the last stage has started and run once."""
-        if self.step_mode:
-            return self.float_steps + len(self.portions) * int(self.steps_per_stage or 0)
-        return self.float_epochs + len(self.portions) * int(self.epochs_per_stage or 0)
+        """Epochs (or steps) for every stage, the last included, to run its full length."""
+        return self.float_length() + len(self.portions) * self.stage_length()
+
+    def last_stage_start(self) -> int:
+        """The epoch (or step) at which the last stage quantizes everything that is left."""
+        return self.float_length() + (len(self.portions) - 1) * self.stage_length()
 
     def callback_kwargs(self, seed: int) -> dict[str, Any]:
         """Arguments for `modules.inq.INQCallback`."""
@@ -206,16 +216,17 @@ class Recipe(Section):
     def _training_covers_the_schedule(self) -> Recipe:
         if not self.inq.enabled:
             return self
-        need = self.inq.schedule_length()
-        unit, limit_key = ("steps", "max_steps") if self.inq.step_mode else ("epochs", "max_epochs")
-        limit = getattr(self.trainer, limit_key)
-        if self.trainer.max_epochs is None and self.trainer.max_steps is None:
-            setattr(self.trainer, limit_key, need)
-        elif limit is not None and limit < need:
-            clock = "steps" if self.inq.step_mode else "epochs"
+        inq, trainer = self.inq, self.trainer
+        clock = "steps" if inq.step_mode else "epochs"
+        limit_key = f"max_{clock}"
+        limit = getattr(trainer, limit_key)
+        if trainer.max_epochs is None and trainer.max_steps is None:
+            setattr(trainer, limit_key, inq.schedule_length())  # every stage runs its full length
+        elif limit is not None and limit <= inq.last_stage_start():
             raise ValueError(
-                f"trainer.{limit_key}: ends before INQ's last stage (needs >= {need} {unit}: "
-                f"inq.float_{clock} + {len(self.inq.portions)} stages x inq.{clock}_per_stage; got {limit})")
+                f"trainer.{limit_key}: ends before INQ's last stage, which starts at {clock[:-1]} "
+                f"{inq.last_stage_start()} (inq.float_{clock} + {len(inq.portions) - 1} x inq.{clock}_per_stage); "
+                f"needs >= {inq.last_stage_start() + 1} (got {limit})")
         return self
 
     def resolved(self) -> dict[str, Any]:

@@ -144,6 +144,15 @@ def build_datamodule(recipe: Recipe) -> pl.LightningDataModule:
     return data_entry(recipe.data.name).build(recipe.data, recipe.seed)
 
 
+def check_inq_targets(recipe: Recipe, module: BaseModule) -> None:
+    """One-line error, before training, when inq.include / inq.exclude leave nothing to quantize."""
+    from modules.inq import select_targets
+
+    if recipe.inq.enabled and not select_targets(module, recipe.inq.include, recipe.inq.exclude):
+        raise InqError(f"inq.include/inq.exclude: select no parameter of model '{recipe.model.name}' "
+                       f"(names look like {next(n for n, _ in module.named_parameters())})")
+
+
 @dataclass
 class RunResult:
     """What `inq train` reports at the end (and writes to summary.json)."""
@@ -189,6 +198,7 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunRe
     pl.seed_everything(recipe.seed, workers=True, verbose=False)
     datamodule = build_datamodule(recipe)
     module = build_module(recipe, dict(datamodule.data_info))
+    check_inq_targets(recipe, module)
     run_dir = make_run_dir(recipe, recipe_name)
     if rank_zero_only.rank == 0:
         save_resolved(recipe, run_dir / "resolved.yaml")

@@ -3,28 +3,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
-from modules.inq import LayerReport, layer_report, quantize
+from modules.inq import LayerReport, in_levels, layer_report, tracked_targets
+from modules.inq.state import BITS, MASK, N1, UNSET
 
-MASK_SUFFIX = "_inq_mask"
 FULL = 1.0 - 1e-9
 
 
 def frozen_outside_p(model: nn.Module) -> dict[str, int]:
-    """For each INQ-quantized parameter (by full name), how many frozen entries are not in P."""
+    """For each INQ-tracked parameter (by dotted name), how many frozen entries are not in P."""
     counts: dict[str, int] = {}
-    for module_name, module in model.named_modules():
-        for buffer_name, mask in module.named_buffers(recurse=False):
-            if not buffer_name.endswith(MASK_SUFFIX):
-                continue
-            param = buffer_name[: -len(MASK_SUFFIX)]
-            weight = getattr(module, param).detach()
-            bits = int(getattr(module, f"{param}_inq_bits"))
-            n1 = int(getattr(module, f"{param}_inq_n1"))
-            outside = (weight != quantize(weight, bits, n1)) & mask.to(torch.bool)
-            counts[f"{module_name}.{param}" if module_name else param] = int(outside.sum())
+    for target in tracked_targets(model):
+        mask = target.buffer(MASK).bool()
+        n1 = int(target.buffer(N1))
+        if n1 == UNSET:  # INQ not started: nothing may be frozen yet
+            counts[target.name] = int(mask.sum())
+            continue
+        inside = in_levels(target.param.detach(), int(target.buffer(BITS)), n1)
+        counts[target.name] = int((mask & ~inside).sum())
     return counts
 
 
@@ -57,6 +54,5 @@ def verify_layers(model: nn.Module) -> list[LayerCheck]:
     outside = frozen_outside_p(model)
     checks = []
     for report in layer_report(model):
-        count = outside.get(report.name, outside.get(f"{report.name}.weight", 0))
-        checks.append(LayerCheck(report=report, outside_p=count))
+        checks.append(LayerCheck(report=report, outside_p=outside.get(report.name, 0)))
     return checks
