@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -98,11 +99,24 @@ class QuantizedModelCheckpoint(ModelCheckpoint):
         super()._save_topk_checkpoint(trainer, monitor_candidates)
 
 
+def csv_logger(run_dir: Path) -> CSVLogger:
+    """Lightning's CSVLogger writing `metrics.csv` in the run folder; a resumed run appends to the
+    rows already there (Lightning alone would delete them)."""
+    path = run_dir / "metrics.csv"
+    earlier = path.read_text(encoding="utf-8") if path.is_file() and rank_zero_only.rank == 0 else ""
+    logger = CSVLogger(save_dir=str(run_dir), name="", version="")
+    if earlier:
+        writer = logger.experiment  # created now; it has just removed the old file
+        path.write_text(earlier, encoding="utf-8")
+        writer.metrics_keys = sorted(earlier.splitlines()[0].split(","))
+    return logger
+
+
 def build_loggers(recipe: Recipe, run_dir: Path) -> list[Logger]:
     """CSV metrics in the run folder, plus W&B when the recipe's logger section asks for it."""
     loggers: list[Logger] = []
     if recipe.logger.csv:
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="", version=""))
+        loggers.append(csv_logger(run_dir))
     if recipe.logger.wandb is not None:
         from lightning.pytorch.loggers import WandbLogger
 
@@ -122,7 +136,11 @@ def build_callbacks(recipe: Recipe, run_dir: Path, module: BaseModule) -> tuple[
 
         baseline = FloatBaseline(float_epochs=recipe.inq.float_epochs, float_steps=recipe.inq.float_steps,
                                  step_mode=recipe.inq.step_mode, checkpoint_path=run_dir / "float.ckpt")
-        callbacks += [baseline, INQCallback(**recipe.inq.callback_kwargs(recipe.seed))]
+        try:
+            inq = INQCallback(**recipe.inq.callback_kwargs(recipe.seed))
+        except ValueError as err:
+            raise InqError(f"inq: {_first_line(err)}") from None
+        callbacks += [baseline, inq]
     callbacks.append(QuantizedModelCheckpoint(
         dirpath=str(run_dir), filename="best", monitor=module.monitor, mode=module.monitor_mode, save_top_k=1,
         save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
@@ -130,6 +148,22 @@ def build_callbacks(recipe: Recipe, run_dir: Path, module: BaseModule) -> tuple[
     if recipe.trainer.enable_progress_bar:
         callbacks.append(RichProgressBar())
     return callbacks, baseline
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else type(err).__name__
+
+
+def make_trainer(trainer_args: dict[str, Any], **fixed: Any) -> pl.Trainer:
+    """A Trainer from the recipe's trainer section; Lightning's refusals (no such accelerator,
+    bad device count, ...) become one-line user errors."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return pl.Trainer(**trainer_args, **fixed)
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as err:
+        raise InqError(f"trainer: {_first_line(err)}") from None
 
 
 def build_module(recipe: Recipe, data_info: dict[str, Any]) -> BaseModule:
@@ -191,7 +225,6 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunRe
     started = time.perf_counter()
     if resume is not None:
         read_checkpoint(resume)  # one-line error if missing or corrupt, before any work
-        os.environ.setdefault(RUN_DIR_ENV, str(resume.parent))
     quiet_lightning_noise()
     if recipe.threads is not None:
         torch.set_num_threads(recipe.threads)
@@ -199,20 +232,28 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunRe
     datamodule = build_datamodule(recipe)
     module = build_module(recipe, dict(datamodule.data_info))
     check_inq_targets(recipe, module)
-    run_dir = make_run_dir(recipe, recipe_name)
+    fresh = resume is None and RUN_DIR_ENV not in os.environ
+    run_dir = resume.parent if resume is not None else make_run_dir(recipe, recipe_name)
+    try:
+        callbacks, baseline = build_callbacks(recipe, run_dir, module)
+        trainer = make_trainer(recipe.trainer.trainer_kwargs(), callbacks=callbacks,
+                               logger=build_loggers(recipe, run_dir) or False, default_root_dir=str(run_dir),
+                               enable_checkpointing=True)
+    except BaseException:
+        if fresh and rank_zero_only.rank == 0:  # nothing ran: leave no empty run folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     if rank_zero_only.rank == 0:
         save_resolved(recipe, run_dir / "resolved.yaml")
-    callbacks, baseline = build_callbacks(recipe, run_dir, module)
-    loggers = build_loggers(recipe, run_dir)
-    trainer = pl.Trainer(**recipe.trainer.trainer_kwargs(), callbacks=callbacks, logger=loggers or False,
-                         default_root_dir=str(run_dir), enable_checkpointing=True)
-    inherited = RUN_DIR_ENV in os.environ
-    os.environ[RUN_DIR_ENV] = str(run_dir)
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # ranks Lightning launches write into this same folder
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     finally:
-        if not inherited:
+        if previous is None:
             os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
     final = _scalars(trainer.callback_metrics, ("val/",))
     final.update(_test(trainer, module, datamodule, log=True))
     float_metrics: dict[str, float] = {}

@@ -44,8 +44,8 @@ class ClassificationModule(BaseModule):
         logits = self(images)
         loss = self.criterion(logits, labels)
         self.stage_metrics[f"{stage}_metrics"].update(logits.detach(), labels)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "train", on_step=stage == "train", on_epoch=True,
-                 batch_size=labels.shape[0], sync_dist=stage != "train")
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, batch_size=labels.shape[0],
+                 sync_dist=stage != "train", prog_bar=stage == "train")
         return loss
 
     def _log_epoch_metrics(self, stage: str) -> None:
@@ -54,7 +54,8 @@ class ClassificationModule(BaseModule):
         out = {f"{stage}/acc": values["top1"], f"{stage}/top1_error": 1.0 - values["top1"]}
         if "top5" in values:
             out[f"{stage}/top5_error"] = 1.0 - values["top5"]
-        self.log_dict(out, prog_bar=stage == "val")
+        for name, value in out.items():  # val/acc is the one number worth watching on the bar
+            self.log(name, value, prog_bar=name == "val/acc")
         metrics.reset()
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:

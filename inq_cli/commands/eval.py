@@ -65,17 +65,16 @@ def eval_checkpoint(
 
 def run_evaluation(module, recipe, split: str, devices_given: bool, quiet: bool) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Runs Lightning's test or validation loop on the recipe's data; returns `<split>/*` scalars."""
-    import lightning.pytorch as pl
-
-    from inq_cli.runs import build_datamodule
+    from inq_cli.runs import build_datamodule, make_trainer
 
     if quiet:
         for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
             logging.getLogger(name).setLevel(logging.WARNING)
     trainer_cfg = recipe.trainer
-    trainer = pl.Trainer(accelerator=trainer_cfg.accelerator, devices=trainer_cfg.devices if devices_given else 1,
-                         precision=trainer_cfg.precision, logger=False, enable_checkpointing=False,
-                         enable_model_summary=False, enable_progress_bar=not quiet)
+    trainer = make_trainer({"accelerator": trainer_cfg.accelerator,
+                            "devices": trainer_cfg.devices if devices_given else 1,
+                            "precision": trainer_cfg.precision}, logger=False, enable_checkpointing=False,
+                           enable_model_summary=False, enable_progress_bar=not quiet)
     datamodule = build_datamodule(recipe)
     loop = trainer.test if split == "test" else trainer.validate
     results = loop(module, datamodule=datamodule, verbose=False)

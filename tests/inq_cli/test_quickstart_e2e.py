@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,18 @@ def test_bad_checkpoints_give_one_line(run: tuple[Path, dict], tmp_path: Path, c
         result = call_main(*args)
         assert result.code == 2, (args, result.err)
         assert result.err.count("\n") == 1 and expected in result.err, result.err
+
+
+def test_resume_continues_in_the_same_folder(run: tuple[Path, dict], tmp_path: Path) -> None:
+    run_dir, summary = run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    proc = run_cli("train", "recipes/quickstart.yaml", f"output_dir={tmp_path / 'elsewhere'}", *TINY,
+                   "trainer.max_epochs=7", "--resume", str(copy / "last.ckpt"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "elsewhere").exists()
+    with (copy / "metrics.csv").open() as handle:
+        epochs = {int(r["epoch"]) for r in csv.DictReader(handle) if r.get("val/acc")}
+    assert epochs == set(range(7))  # the first run's rows are kept, two more epochs appended
+    resumed = json.loads((copy / "summary.json").read_text())
+    assert resumed["float_metrics"]["val/acc"] == summary["float_metrics"]["val/acc"]

@@ -70,3 +70,17 @@ def test_ensembles_are_refused_for_now(tmp_path: Path) -> None:
     with pytest.raises(InqError, match="ensemble.members"):
         train(recipe, "quickstart")
     assert not (tmp_path / "quickstart").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.accelerator=abacus", "trainer: You selected an invalid accelerator name"),
+    ("inq.include=[nothing.*]", "inq.include/inq.exclude: select no parameter"),
+])
+def test_setup_refusals_are_one_line_and_leave_no_run_folder(tmp_path: Path, override: str, message: str) -> None:
+    from inq_cli.runs import train
+
+    recipe = load_recipe(QUICKSTART, [f"output_dir={tmp_path}", override])
+    with pytest.raises(InqError, match=message) as info:
+        train(recipe, "quickstart")
+    assert "\n" not in str(info.value)
+    assert not any((tmp_path / "quickstart").glob("*"))
