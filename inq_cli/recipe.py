@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -125,7 +125,7 @@ class TrainerSection(Section):
     max_epochs: PositiveInt | None = None
     max_steps: PositiveInt | None = None
     accelerator: str = "auto"
-    devices: PositiveInt | Literal["auto", -1] | str | list[NonNegativeInt] = "auto"
+    devices: int | str | list[NonNegativeInt] = "auto"  # Lightning checks the value itself
     num_nodes: PositiveInt = 1
     strategy: str = "auto"
     precision: str | int | None = None

@@ -6,10 +6,10 @@ A run lives in `<output_dir>/<recipe name>/<timestamp>/` and holds `resolved.yam
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -45,7 +45,8 @@ def quiet_lightning_noise() -> None:
     """Silences messages that are expected for inq's run layout (or are adverts), nothing else."""
     warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
     for handler in logging.getLogger("lightning.pytorch").handlers:
-        handler.addFilter(_DropLightningTips())
+        if not any(isinstance(f, _DropLightningTips) for f in handler.filters):
+            handler.addFilter(_DropLightningTips())
 
 
 def run_name(now: datetime | None = None) -> str:
@@ -241,7 +242,8 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunRe
                                enable_checkpointing=True)
     except BaseException:
         if fresh and rank_zero_only.rank == 0:  # nothing ran: leave no empty run folder behind
-            shutil.rmtree(run_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # (a folder a requeued job already filled stays)
+                run_dir.rmdir()
         raise
     if rank_zero_only.rank == 0:
         save_resolved(recipe, run_dir / "resolved.yaml")
