@@ -1,22 +1,31 @@
-"""Errors that modules raise for bad user input, importable without the CLI.
+"""Errors for bad user input found inside `modules` (config, data files, checkpoints).
 
-`DataError` is a ``ValueError`` so plain Python callers can catch it generically; the `inq` CLI
-maps it to a one-line ``error: ...`` message and exit code 2 (like ``inq_cli.errors.InqError``).
+`modules` must stay usable from any Lightning project, so it cannot raise the CLI's error type;
+the `inq` CLI prints an `InputError` as one `error: ...` line and exits with code 2.
+`DataError` is the `InputError` for a dataset or weights file on disk: missing, empty or malformed.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class DataError(ValueError):
-    """A dataset on disk is missing, empty or malformed. The message is one line naming the file."""
-
-    exit_code = 2
+class InputError(ValueError):
+    """Bad input: the message is one line naming the thing (a key path, a file) and the problem."""
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
 
 
+class DataError(InputError):
+    """A data file or folder is missing, empty or malformed; the message names the file."""
+
+
 def data_error(path: str | Path, problem: str) -> DataError:
-    """Build the canonical ``<path>: <problem>`` one-line error."""
+    """The canonical ``<path>: <problem>`` one-line error."""
     return DataError(f"{path}: {problem}")
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message squeezed to its first line (for one-line user errors)."""
+    lines = str(err).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else type(err).__name__
