@@ -85,13 +85,10 @@ class EnsembleModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
-        losses = []
-        for m in self.local_members:
-            loss = self.members[m].training_loss(batch[str(m)])
-            self.log(f"train/member{m}/loss", loss, on_step=False, on_epoch=True, batch_size=_batch_size(batch[str(m)]))
-            losses.append(loss)
-        total = torch.stack(losses).sum()
-        self.log("train/loss", total / len(losses), prog_bar=True, on_step=True, on_epoch=True)
+        total = torch.stack([self.members[m].training_loss(batch[str(m)]) for m in self.local_members]).sum()
+        # mean loss over the local members; sync_dist averages it over every rank's members
+        self.log("train/loss", total / len(self.local_members), prog_bar=True, on_step=True, on_epoch=True,
+                 sync_dist=True)
         return total
 
     def configure_optimizers(self) -> Any:
@@ -114,7 +111,7 @@ class EnsembleModule(pl.LightningModule):
         metrics = self.stage_metrics[f"{stage}_ensemble"]
         out.update({f"{stage}/{k}": v for k, v in self.members[0].compute_metrics(metrics).items()})
         metrics.reset()
-        self.log_dict(out, prog_bar=False)
+        self.log_dict(out, prog_bar=False, sync_dist=True)  # already synced by torchmetrics: a no-op mean
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._score(batch, "val")
@@ -127,8 +124,3 @@ class EnsembleModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_scores("test")
-
-
-def _batch_size(batch: Any) -> int | None:
-    first = batch[0] if isinstance(batch, (list, tuple)) else batch
-    return int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() else None

@@ -1,8 +1,8 @@
 """DDP for ensembles: each member group all-reduces only within its own process group.
 
 ``EnsembleDDPStrategy`` creates one process group per member group right after the world is
-initialised, freezes (``requires_grad=False``) the members a rank does not train, and wraps the
-module in DistributedDataParallel over the rank's group. ``EnsembleSync`` brings every rank's copy
+initialised and wraps the module in DistributedDataParallel over the rank's group, with the members
+the rank does not train left out of DDP (they take no part in its forward, so get no gradients). ``EnsembleSync`` brings every rank's copy
 of every member up to date from the member's owner before validation, testing and checkpoints, and
 gathers the optimizer state of all members into the checkpoint, so one checkpoint resumes them all.
 """
@@ -47,10 +47,12 @@ class EnsembleDDPStrategy(DDPStrategy):
         assert self.layout is not None
         local = self.layout.local_members(self.global_rank)
         module.local_members = local
-        for m, member in enumerate(module.members):
-            if m not in local:
-                member.requires_grad_(False)
+        others = [member for m, member in enumerate(module.members) if m not in local]
+        for member in others:  # DDP registers (and all-reduces) only parameters that require grad
+            member.requires_grad_(False)
         super().configure_ddp()
+        for member in others:  # the optimizer then holds every member, in the same order on all ranks
+            member.requires_grad_(True)
 
 
 def local_layout(trainer: pl.Trainer, members: int) -> EnsembleLayout:
