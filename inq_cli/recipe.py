@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from inq_cli.errors import InqError
 from inq_cli.overrides import Override, apply_overrides, parse_overrides
 from inq_cli.validation_errors import describe_validation_error
 from modules.errors import InputError
+from modules.inq.math import MAX_BITS, MIN_BITS, validate_portions
 from modules.optim import OptimizerConfig, SchedulerConfig, parse_optimizer, parse_scheduler
 from modules.registry import DataConfig, ModelConfig, parse_data_config, parse_model_config
 
@@ -44,7 +45,7 @@ class InqSection(Section):
     `steps_per_stage` is set, that many optimizer steps; float training comes first."""
 
     enabled: bool = True
-    bits: int = Field(5, ge=2, le=9)
+    bits: int = Field(5, ge=MIN_BITS, le=MAX_BITS)
     portions: list[float] = Field(default_factory=lambda: [0.5, 0.75, 0.875, 1.0], min_length=1)
     epochs_per_stage: PositiveInt | None = None
     float_epochs: NonNegativeInt = 0
@@ -59,13 +60,10 @@ class InqSection(Section):
     @field_validator("portions")
     @classmethod
     def _accumulated_portions(cls, portions: list[float]) -> list[float]:
-        if any(not 0.0 < p <= 1.0 for p in portions):
-            raise ValueError(f"each portion must be in (0, 1] (got {portions})")
-        if any(b <= a for a, b in zip(portions, portions[1:])):
-            raise ValueError(f"must be strictly increasing (got {portions})")
-        if portions[-1] != 1.0:
-            raise ValueError(f"must end at 1 so every weight is quantized (got {portions})")
-        return portions
+        try:
+            return list(validate_portions(portions))
+        except ValueError as err:
+            raise ValueError(str(err).removeprefix("portions ")) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -125,7 +123,7 @@ class TrainerSection(Section):
     max_epochs: PositiveInt | None = None
     max_steps: PositiveInt | None = None
     accelerator: str = "auto"
-    devices: PositiveInt | Literal["auto", -1] | str | list[NonNegativeInt] = "auto"
+    devices: int | str | list[NonNegativeInt] = "auto"  # Lightning checks the value itself
     num_nodes: PositiveInt = 1
     strategy: str = "auto"
     precision: str | int | None = None

@@ -6,10 +6,10 @@ A run lives in `<output_dir>/<recipe name>/<timestamp>/` and holds `resolved.yam
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -27,8 +27,11 @@ from inq_cli.ensemble_run import assemble_ensemble
 from inq_cli.errors import InqError
 from inq_cli.recipe import Recipe, save_resolved, write_atomic
 from modules.base import BaseModule
+from modules.errors import first_line
 from modules.float_baseline import FloatBaseline
 from modules.footprint import model_footprint
+from modules.inq import tracked_targets
+from modules.inq.state import MASK
 from modules.loading import load_model, read_checkpoint
 from modules.registry import data_entry, model_entry
 
@@ -46,7 +49,8 @@ def quiet_lightning_noise() -> None:
     """Silences messages that are expected for inq's run layout (or are adverts), nothing else."""
     warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
     for handler in logging.getLogger("lightning.pytorch").handlers:
-        handler.addFilter(_DropLightningTips())
+        if not any(isinstance(f, _DropLightningTips) for f in handler.filters):
+            handler.addFilter(_DropLightningTips())
 
 
 def run_name(now: datetime | None = None) -> str:
@@ -82,7 +86,7 @@ def make_run_dir(recipe: Recipe, recipe_name: str) -> Path:
 
 def inq_complete(module: torch.nn.Module) -> bool:
     """True when the model holds INQ state and every quantized weight is frozen (all stages done)."""
-    masks = [buf for name, buf in module.named_buffers() if name.endswith("_inq_mask")]
+    masks = [target.buffer(MASK) for target in tracked_targets(module)]
     return bool(masks) and all(bool(mask.all()) for mask in masks)
 
 
@@ -140,7 +144,7 @@ def build_callbacks(recipe: Recipe, run_dir: Path, module: BaseModule) -> tuple[
         try:
             inq = INQCallback(**recipe.inq.callback_kwargs(recipe.seed))
         except ValueError as err:
-            raise InqError(f"inq: {_first_line(err)}") from None
+            raise InqError(f"inq: {first_line(err)}") from None
         callbacks += [baseline, inq]
     callbacks.append(QuantizedModelCheckpoint(
         dirpath=str(run_dir), filename="best", monitor=module.monitor, mode=module.monitor_mode, save_top_k=1,
@@ -151,11 +155,6 @@ def build_callbacks(recipe: Recipe, run_dir: Path, module: BaseModule) -> tuple[
     return callbacks, baseline
 
 
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return " ".join(lines[0].split()) if lines else type(err).__name__
-
-
 def make_trainer(trainer_args: dict[str, Any], **fixed: Any) -> pl.Trainer:
     """A Trainer from the recipe's trainer section; Lightning's refusals (no such accelerator,
     bad device count, ...) become one-line user errors."""
@@ -164,7 +163,7 @@ def make_trainer(trainer_args: dict[str, Any], **fixed: Any) -> pl.Trainer:
     try:
         return pl.Trainer(**trainer_args, **fixed)
     except (MisconfigurationException, ValueError, TypeError, RuntimeError) as err:
-        raise InqError(f"trainer: {_first_line(err)}") from None
+        raise InqError(f"trainer: {first_line(err)}") from None
 
 
 def build_module(recipe: Recipe, data_info: dict[str, Any]) -> BaseModule:
@@ -245,7 +244,8 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunRe
                                enable_checkpointing=True)
     except BaseException:
         if fresh and rank_zero_only.rank == 0:  # nothing ran: leave no empty run folder behind
-            shutil.rmtree(run_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # (a folder a requeued job already filled stays)
+                run_dir.rmdir()
         raise
     if rank_zero_only.rank == 0:
         save_resolved(recipe, run_dir / "resolved.yaml")

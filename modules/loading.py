@@ -10,16 +10,11 @@ import torch
 from pydantic import ValidationError
 
 from modules.base import BaseModule
-from modules.errors import InputError
+from modules.errors import InputError, first_line
 from modules.inq import prepare_state_dict_buffers
 from modules.registry import model_entry
 
 HPARAM_KEYS = ("model", "data_info", "optimizer")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -30,7 +25,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt, truncated, not a torch file, or unsafe pickle
-        raise InputError(f"{path}: not a readable checkpoint ({_first_line(err)})") from None
+        raise InputError(f"{path}: not a readable checkpoint ({first_line(err)})") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), Mapping):
         raise InputError(f"{path}: not a Lightning checkpoint (no state_dict)")
     return checkpoint
@@ -66,7 +61,7 @@ def module_from_checkpoint(ckpt: Mapping[str, Any], where: str) -> BaseModule:
                                 optimizer=hparams["optimizer"], scheduler=hparams.get("scheduler"),
                                 recipe=hparams.get("recipe"))
     except (InputError, ValidationError, KeyError, TypeError) as err:
-        raise InputError(f"{where}: cannot rebuild its model ({_first_line(err)})") from None
+        raise InputError(f"{where}: cannot rebuild its model ({first_line(err)})") from None
     state_dict = dict(ckpt["state_dict"])
     prepare_state_dict_buffers(module, state_dict)
     try:

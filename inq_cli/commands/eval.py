@@ -101,7 +101,7 @@ def eval_checkpoint(
         return
     from inq_cli.report import console, metrics_table
 
-    console.print(metrics_table({str(checkpoint): metrics}, f"{split.value} metrics"))
+    console.print(metrics_table({"value": metrics}, f"{split.value} metrics of {checkpoint}"))
 
 
 def assemble_from_checkpoints(first, checkpoints: list[Path]):  # type: ignore[no-untyped-def]
@@ -121,8 +121,9 @@ def assemble_from_checkpoints(first, checkpoints: list[Path]):  # type: ignore[n
 
 def run_evaluation(module, recipe, split: str, devices_given: bool, quiet: bool) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Runs Lightning's test or validation loop on the recipe's data; returns `<split>/*` scalars."""
-    from inq_cli.runs import build_datamodule, make_trainer
+    from inq_cli.runs import build_datamodule, make_trainer, quiet_lightning_noise
 
+    quiet_lightning_noise()
     if quiet:
         for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
             logging.getLogger(name).setLevel(logging.WARNING)
