@@ -11,6 +11,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from modules.optim import lightning_optimizers, parse_optimizer, parse_scheduler
 from modules.registry import model_entry, parse_model_config
@@ -46,6 +47,21 @@ class BaseModule(pl.LightningModule):
             "recipe": dict(recipe) if recipe is not None else None,
         })
         self.net = model_entry(self.model_config.name).build(self.model_config, self.data_info)
+        self._initialised_from = False
+
+    def setup(self, stage: str) -> None:
+        """Before fitting, loads the trained float weights `model.init_from` names into `self.net`.
+
+        Runs before Lightning restores a checkpoint, so a resumed run still ends with the
+        checkpoint's weights (the file must then still be readable, or be overridden to null).
+        """
+        if stage == "fit" and self.model_config.init_from is not None and not self._initialised_from:
+            from modules.init_from import load_float_weights
+
+            report = load_float_weights(self.net, self.model_config.init_from, self.model_config.init_skip_mismatched)
+            self._initialised_from = True
+            skipped = f", {len(report.mismatched)} skipped for shape" if report.mismatched else ""
+            rank_zero_info(f"init_from {report.source}: loaded {len(report.loaded)} tensors{skipped}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -113,3 +113,29 @@ def build_vgg(cfg: VGGConfig, data_info: Mapping[str, Any]) -> nn.Module:
     return VGG(cfg.layers, in_channels=int(data_info["in_channels"]), num_classes=int(data_info["num_classes"]),
                input_size=input_size, width=cfg.width, hidden=cfg.hidden,
                dropout=cfg.dropout, batch_norm=cfg.batch_norm)
+
+
+class VGG16Config(ModelConfig):
+    """`model: {name: vgg16, ...}`: VGG-16 in torchvision's layout (13 conv layers; `batch_norm` for
+    vgg16_bn) or the paper's small VGG-16s (`conv_layers: 5` or `8`). `width` scales every channel
+    and the 4096-unit classifier for small runs; the input size comes from the data."""
+
+    name: Literal["vgg16"] = "vgg16"
+    conv_layers: Literal[13, 8, 5] = 13
+    batch_norm: bool = False
+    width: PositiveFloat = 1.0
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+@register_model("vgg16", VGG16Config, module=ClassificationModule)
+def build_vgg16(cfg: VGG16Config, data_info: Mapping[str, Any]) -> nn.Module:
+    """VGG-16 or a small VGG sized for the data (channels, classes, input size from `data_info`)."""
+    from modules.networks.vgg16 import PaperVGG, vgg_blocks
+
+    variant = {13: "vgg16", 8: "vgg_small8", 5: "vgg_small5"}[cfg.conv_layers] + ("_bn" if cfg.batch_norm else "")
+    input_size = int(data_info["input_size"])
+    pools = len(vgg_blocks(variant))
+    if input_size < 2**pools:
+        raise InputError(f"model.conv_layers: the {pools} max-pools of {variant} shrink the {input_size}px input to nothing")
+    return PaperVGG(variant, num_classes=int(data_info["num_classes"]), input_size=input_size, width=cfg.width,
+                    in_channels=int(data_info.get("in_channels", 3)), dropout=cfg.dropout)

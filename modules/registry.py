@@ -32,7 +32,12 @@ if TYPE_CHECKING:
 # Modules whose import registers the built-in entries (imported lazily on first lookup).
 BUILTIN_ENTRY_MODULES: tuple[str, ...] = (
     "modules.classification",
+    "modules.segmentation",
+    "modules.speech",
     "modules.datamodules.digits",
+    "modules.datamodules.imagenet",
+    "modules.datamodules.glas",
+    "modules.datamodules.timit",
 )
 
 
@@ -45,7 +50,16 @@ class EntryConfig(BaseModel):
 
 
 class ModelConfig(EntryConfig):
-    """Config of a `model` entry: the network and its task module's options."""
+    """Config of a `model` entry: the network and its task module's options.
+
+    `init_from` names trained float weights to start from (INQ normally starts from a trained float
+    model): a Lightning checkpoint, a torchvision-style state dict or a safetensors file, loaded
+    into the network when fitting starts (see `modules.init_from`). With `init_skip_mismatched`,
+    tensors whose shape differs (e.g. another classifier head) are left as initialised.
+    """
+
+    init_from: Path | None = None
+    init_skip_mismatched: bool = False
 
 
 class DataConfig(EntryConfig):

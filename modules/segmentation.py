@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import nn
+from torchmetrics import MeanMetric
 
 from modules.base import BaseModule
 from modules.metrics import GlasObjectMetric, instances_from_probability
@@ -45,6 +46,7 @@ class SegmentationModule(BaseModule):
         self.metrics = nn.ModuleDict({
             f"{stage}_{split}": GlasObjectMetric() for stage in EVAL_STAGES for split in (*self.eval_splits, "all")
         })  # fmt: skip
+        self.eval_losses = nn.ModuleDict({stage: MeanMetric() for stage in EVAL_STAGES})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -83,11 +85,13 @@ class SegmentationModule(BaseModule):
         gts = [lab.cpu().numpy() for lab in labels]
         self.metrics[f"{stage}_{split}"].update(predictions, gts)
         self.metrics[f"{stage}_all"].update(predictions, gts)
-        self.log(f"{stage}/loss", torch.stack(losses).mean(), batch_size=len(images), add_dataloader_idx=False,
-                 sync_dist=True)
+        self.eval_losses[stage].update(torch.stack(losses).detach())
 
     def _eval_epoch_end(self, stage: str) -> None:
         out: dict[str, torch.Tensor] = {}
+        if self.eval_losses[stage].update_called:
+            out[f"{stage}/loss"] = self.eval_losses[stage].compute()
+            self.eval_losses[stage].reset()
         for split in (*self.eval_splits, "all"):
             metric = self.metrics[f"{stage}_{split}"]
             if not metric.update_called:

@@ -13,16 +13,21 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Any, Literal
+
 import lightning as L
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from pydantic import Field, PositiveInt
 from scipy import ndimage
 from torch.utils.data import DataLoader, Dataset
 
+from modules.datamodules.sampling import EpochSeededSampler
 from modules.datamodules.synth_glas import write_synthetic_glas
 from modules.datamodules.synth_dir import is_empty_or_missing
 from modules.errors import data_error
+from modules.registry import OnDiskDataConfig, register_data
 
 SPLITS = ("train", "testA", "testB")
 _NAME = re.compile(r"^(train|testA|testB)_(\d+)\.bmp$", re.IGNORECASE)
@@ -244,8 +249,14 @@ class GlasDataModule(L.LightningDataModule):
         for split in self.eval_splits:
             self.datasets[split] = GlasImages(self.items[split])
 
+    @property
+    def data_info(self) -> dict[str, Any]:
+        """What the FCN and the segmentation module need: input channels, evaluation split names."""
+        return {"in_channels": 3, "eval_splits": list(self.eval_splits)}
+
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.datasets["train"], batch_size=self.batch_size, shuffle=True, drop_last=False,
+        dataset = self.datasets["train"]
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=EpochSeededSampler(len(dataset), self.seed),
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def _eval(self) -> list[DataLoader]:
@@ -257,3 +268,26 @@ class GlasDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> list[DataLoader]:
         return self._eval()
+
+
+class GlasConfig(OnDiskDataConfig):
+    """`data: {name: glas, ...}`: GlaS 2015 from `root`; `synthesize: true` writes the small synthetic
+    set there first when `root` is missing or empty; `subset` trains on those images only."""
+
+    name: Literal["glas"] = "glas"
+    batch_size: PositiveInt = 8
+    patch_size: int = Field(192, ge=16)
+    patches_per_image: PositiveInt = 16
+    eval_batch_size: PositiveInt = 1
+    rotate: bool = True
+    flip: bool = True
+    subset: list[str] | None = None
+    synthesize: bool = False
+
+
+@register_data("glas", GlasConfig)
+def build_glas(cfg: GlasConfig, seed: int) -> GlasDataModule:
+    """The GlaS datamodule for a run seeded with `seed`."""
+    return GlasDataModule(root=cfg.root, patch_size=cfg.patch_size, patches_per_image=cfg.patches_per_image,
+                          batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
+                          rotate=cfg.rotate, flip=cfg.flip, subset=cfg.subset, synthesize=cfg.synthesize, seed=seed)

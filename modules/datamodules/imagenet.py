@@ -8,14 +8,18 @@ keeps the first N images of each class, for small runs. A corrupt image raises D
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 import lightning as L
 import torch
 from PIL import Image, UnidentifiedImageError
+from pydantic import Field, PositiveInt
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
+from modules.datamodules.sampling import EpochSeededSampler
 from modules.errors import data_error
+from modules.registry import OnDiskDataConfig, register_data
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -73,12 +77,13 @@ class ImageNetDataModule(L.LightningDataModule):
     """ImageNet train / val loaders (val is also the test split, as usual for ImageNet)."""
 
     def __init__(self, root: str | Path = "data/imagenet", input_size: int = 224, batch_size: int = 32,
-                 eval_batch_size: int | None = None, num_workers: int = 8, max_per_class: int | None = None) -> None:
+                 eval_batch_size: int | None = None, num_workers: int = 8, max_per_class: int | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
         self.root = Path(root)
         self.input_size, self.batch_size = input_size, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers, self.max_per_class = num_workers, max_per_class
+        self.num_workers, self.max_per_class, self.seed = num_workers, max_per_class, seed
         self.train_set: datasets.ImageFolder | None = None
         self.val_set: datasets.ImageFolder | None = None
 
@@ -86,6 +91,11 @@ class ImageNetDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         self.setup()
         return len(self.train_set.classes)
+
+    @property
+    def data_info(self) -> dict[str, Any]:
+        """What VGG needs: classes (from train/'s folders), channels, input size."""
+        return {"num_classes": self.num_classes, "in_channels": 3, "input_size": self.input_size}
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -100,7 +110,8 @@ class ImageNetDataModule(L.LightningDataModule):
         self.train_set, self.val_set = train, val
 
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+        sampler = EpochSeededSampler(len(dataset), self.seed) if shuffle else None
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
                           pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
@@ -111,3 +122,22 @@ class ImageNetDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+
+class ImageNetConfig(OnDiskDataConfig):
+    """`data: {name: imagenet, ...}`: ImageNet-2012 in the ImageFolder layout under `root`;
+    `max_per_class` keeps the first N images of each class (small runs)."""
+
+    name: Literal["imagenet"] = "imagenet"
+    batch_size: PositiveInt = 32
+    input_size: int = Field(224, ge=16)
+    eval_batch_size: PositiveInt | None = None
+    max_per_class: PositiveInt | None = None
+
+
+@register_data("imagenet", ImageNetConfig)
+def build_imagenet(cfg: ImageNetConfig, seed: int) -> ImageNetDataModule:
+    """The ImageNet datamodule for a run seeded with `seed`."""
+    return ImageNetDataModule(root=cfg.root, input_size=cfg.input_size, batch_size=cfg.batch_size,
+                              eval_batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
+                              max_per_class=cfg.max_per_class, seed=seed)

@@ -12,19 +12,22 @@ scored as WER and CER). Index 0 is the CTC blank.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
 import torchaudio
+from pydantic import PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
+from modules.datamodules.sampling import EpochSeededSampler
 from modules.datamodules.sphere import read_sphere
 from modules.datamodules.synth_timit import write_synthetic_timit
 from modules.datamodules.timit_corpus import Utterance, normalise_text, read_phn, read_txt, scan_timit, split_timit
 from modules.datamodules.timit_phones import CHARACTERS, PHONE_SETS, fold_phones
 from modules.datamodules.synth_dir import is_empty_or_missing
 from modules.errors import data_error
+from modules.registry import OnDiskDataConfig, register_data
 
 SAMPLE_RATE = 16000
 Target = Literal["phones", "chars"]
@@ -81,7 +84,8 @@ class SpecAugment(torch.nn.Module):
 class Vocabulary:
     """CTC output symbols: index 0 is the blank, then the training tokens."""
 
-    def __init__(self, target: Target, phone_set: str = "61") -> None:
+    def __init__(self, target: Target, phone_set: int | str = 61) -> None:
+        phone_set = str(phone_set)
         if target == "phones":
             if phone_set not in PHONE_SETS:
                 raise ValueError(f"phone_set must be '61' or '39', got {phone_set!r}")
@@ -180,7 +184,7 @@ class TimitDataModule(L.LightningDataModule):
         n_mfcc: int = 13,
         deltas: bool = False,
         target: Target = "phones",
-        phone_set: Literal["61", "39"] = "61",
+        phone_set: Literal[61, 39] = 61,
         spec_augment: bool = False,
         batch_size: int = 16,
         num_workers: int = 0,
@@ -196,6 +200,12 @@ class TimitDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.cache = batch_size, num_workers, cache
         self.synthesize, self.seed = synthesize, seed
         self.datasets: dict[str, TimitDataset] = {}
+
+    @property
+    def data_info(self) -> dict[str, Any]:
+        """What Deep Speech and the speech module need: feature size, output symbols, scoring."""
+        return {"n_features": self.n_features, "num_classes": self.num_classes, "target": self.vocab.target,
+                "phone_set": int(self.vocab.phone_set)}
 
     @property
     def n_features(self) -> int:
@@ -220,9 +230,10 @@ class TimitDataModule(L.LightningDataModule):
             self.datasets[name] = TimitDataset(utts, self.featurizer, self.vocab, augment, self.cache)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, collate_fn=collate_utterances,
-                          persistent_workers=self.num_workers > 0)
+        dataset = self.datasets[split]
+        sampler = EpochSeededSampler(len(dataset), self.seed) if shuffle else None
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=collate_utterances, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -232,3 +243,29 @@ class TimitDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+class TimitConfig(OnDiskDataConfig):
+    """`data: {name: timit, ...}`: TIMIT (LDC layout) from `root`; `synthesize: true` writes the small
+    synthetic corpus there first when `root` is missing or empty."""
+
+    name: Literal["timit"] = "timit"
+    batch_size: PositiveInt = 16
+    features: Literal["logmel", "mfcc"] = "logmel"
+    n_mels: PositiveInt = 40
+    n_mfcc: PositiveInt = 13
+    deltas: bool = False
+    target: Literal["phones", "chars"] = "phones"
+    phone_set: Literal[61, 39] = 61
+    spec_augment: bool = False
+    cache: bool = True
+    synthesize: bool = False
+
+
+@register_data("timit", TimitConfig)
+def build_timit(cfg: TimitConfig, seed: int) -> TimitDataModule:
+    """The TIMIT datamodule for a run seeded with `seed`."""
+    return TimitDataModule(root=cfg.root, features=cfg.features, n_mels=cfg.n_mels, n_mfcc=cfg.n_mfcc,
+                           deltas=cfg.deltas, target=cfg.target, phone_set=cfg.phone_set,
+                           spec_augment=cfg.spec_augment, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                           cache=cfg.cache, synthesize=cfg.synthesize, seed=seed)
