@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
-from modules.datamodules.glas import GlasItem, GlasPatches, load_pair
+from modules.datamodules.glas import GlasDataModule, GlasItem, GlasPatches, load_pair, scan_glas
+from modules.datamodules.synth_dir import is_empty_or_missing
 from modules.errors import data_error
 from modules.suggestive.items import crop, read_suggestions, resolve_ids
 
@@ -54,3 +58,61 @@ def suggested_ids(path: str | Path, initial: Sequence[str] | None = None, rounds
     if not ids:
         raise data_error(path, "names no annotated item (no initial ids and no selections)")
     return ids
+
+
+def header_sizes(items: Sequence[GlasItem]) -> dict[str, tuple[int, int]]:
+    """Image name -> (height, width) from the files' headers (no pixel data read)."""
+    sizes = {}
+    for item in items:
+        try:
+            with Image.open(item.image) as img:
+                sizes[item.name] = (img.height, img.width)
+        except (OSError, UnidentifiedImageError) as err:
+            raise data_error(item.image, f"truncated or corrupt image ({err})") from None
+    return sizes
+
+
+class SuggestedGlasDataModule(L.LightningDataModule):
+    """A GlaS datamodule (``inner``) whose training set is what a suggestions file annotated
+    (network training after SA); validation and test are ``inner``'s.
+
+    The file is read, and its ids checked against the training images, when the datamodule is
+    built, so a bad file stops a run before anything is written.
+    """
+
+    def __init__(self, inner: GlasDataModule, suggestions: str | Path, initial_annotated: Sequence[str] | None = None,
+                 suggestion_rounds: int | None = None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.suggestions = Path(suggestions)
+        self.annotated_ids = suggested_ids(self.suggestions, initial_annotated, suggestion_rounds)
+        root = inner.root
+        if root.is_dir() and not is_empty_or_missing(root):
+            resolve_ids(self.annotated_ids, header_sizes(scan_glas(root)["train"]), self.suggestions)
+
+    @property
+    def data_info(self) -> dict[str, Any]:
+        return self.inner.data_info
+
+    def prepare_data(self) -> None:
+        self.inner.prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        if getattr(self.inner.datasets.get("train"), "suggested", False):
+            return
+        self.inner.setup(stage)
+        inner = self.inner
+        pairs = load_train_pairs(inner.items["train"])
+        train = patch_dataset(annotated_pairs(pairs, self.annotated_ids, self.suggestions), inner.patch_size,
+                              inner.patches_per_image, inner.rotate, inner.flip, inner.seed)
+        train.suggested = True
+        inner.datasets["train"] = train
+
+    def train_dataloader(self) -> Any:
+        return self.inner.train_dataloader()
+
+    def val_dataloader(self) -> Any:
+        return self.inner.val_dataloader()
+
+    def test_dataloader(self) -> Any:
+        return self.inner.test_dataloader()
