@@ -8,9 +8,13 @@ quantized, then runs INQ's stages again, since a fully quantized network has not
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +60,21 @@ class FloatSnapshot(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.weights is None and trainer.current_epoch == self.float_epochs:
             self.weights = float_weights(pl_module)
+
+
+@contextlib.contextmanager
+def quiet_fit() -> Iterator[None]:
+    """Hides Lightning's per-fit chatter (devices found, no validation loop, max_epochs reached): the
+    driver prints one line per FCN instead."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*(val_dataloader|srun|LeafSpec).*")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass
@@ -118,8 +137,9 @@ def train_fcn(recipe: Recipe, pairs: list[Pair], seed: int, start: dict[str, tor
         except ValueError as err:
             raise InqError(f"inq: {first_line(err)}") from None
     kwargs = {**recipe.trainer.trainer_kwargs(), **FCN_TRAINER, **length}
-    trainer = make_trainer(kwargs, callbacks=callbacks, logger=False, enable_checkpointing=False)
-    trainer.fit(module, train_dataloaders=loader)
+    with quiet_fit():
+        trainer = make_trainer(kwargs, callbacks=callbacks, logger=False, enable_checkpointing=False)
+        trainer.fit(module, train_dataloaders=loader)
     loss = trainer.callback_metrics.get("train/loss_epoch", trainer.callback_metrics.get("train/loss"))
     float_state = snapshot.weights if snapshot is not None and snapshot.weights is not None else float_weights(module)
     return TrainedFCN(module=module.cpu().eval(), float_state=float_state,
