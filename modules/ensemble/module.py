@@ -113,10 +113,10 @@ class EnsembleModule(pl.LightningModule):
         metrics.reset()
         self.log_dict(out, prog_bar=False, sync_dist=True)  # already synced by torchmetrics: a no-op mean
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._score(batch, "val")
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._score(batch, "val")  # several evaluation sets (GlaS Test A / B) are scored pooled
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._score(batch, "test")
 
     def on_validation_epoch_end(self) -> None:

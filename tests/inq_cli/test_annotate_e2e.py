@@ -140,3 +140,13 @@ def test_network_training_on_the_suggestions(run: tuple[Path, Path, str], glas: 
     (nt_dir,) = (tmp_path / "runs" / "nt").iterdir()
     summary = json.loads((nt_dir / "summary.json").read_text())
     assert "test/f1_dice" in summary["final_metrics"] and "test/f1_dice" in summary["float_metrics"]
+
+
+def test_ensemble_network_training_on_the_suggestions(run: tuple[Path, Path, str], glas: Path, tmp_path: Path) -> None:
+    _, run_dir, _ = run
+    recipe = nt_recipe(tmp_path / "nt_ens.yaml", glas, tmp_path / "runs", run_dir / "suggestions.json")
+    proc = run_cli("train", str(recipe), "ensemble.members=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (nt_dir,) = (tmp_path / "runs" / "nt_ens").iterdir()
+    final = json.loads((nt_dir / "summary.json").read_text())["final_metrics"]
+    assert {"test/f1_dice", "test/member0/f1_dice", "test/member1/f1_dice"} <= set(final)
