@@ -42,6 +42,7 @@ class Pool:
 
     pairs: dict[str, Pair]
     ids: list[str]
+    data_info: dict[str, Any]
 
     def image(self, item_id: str) -> np.ndarray:
         name, box = parse_id(item_id)
@@ -115,7 +116,8 @@ def load_pool(recipe: Recipe, section: AnnotateSection) -> Pool:
     if not items:
         raise InqError(f"{recipe.data.root}: the pool is empty: no training images (train_N.bmp)")
     pairs = load_train_pairs(items)
-    return Pool(pairs=pairs, ids=pool_ids(image_sizes(pairs), section.unit, section.patch_size))
+    return Pool(pairs=pairs, ids=pool_ids(image_sizes(pairs), section.unit, section.patch_size),
+                data_info=dict(datamodule.data_info))
 
 
 def initial_ids(section: AnnotateSection, pool: Pool, seed: int, source: str) -> list[str]:
@@ -181,7 +183,8 @@ def _train_all(recipe: Recipe, section: AnnotateSection, pool: Pool, annotated: 
     for k in range(section.fcns):
         seed = fcn_seed(recipe.seed, round_, k)
         sample = bootstrap_sample(annotated, seed) if section.bootstrap else list(annotated)
-        fcn = train_fcn(recipe, pool.training_pairs(sample), seed, start=previous[k].float_state if finetune else None)
+        start = previous[k].float_state if finetune and previous is not None else None
+        fcn = train_fcn(recipe, pool.data_info, pool.training_pairs(sample), seed, start=start)
         fcns.append(fcn)
         how = "fine-tuned" if finetune else "trained"
         echo(f"  FCN {k + 1}/{section.fcns} {how} for round {round_} on {len(set(sample))} distinct of "
@@ -218,7 +221,7 @@ def _rounds(recipe: Recipe, section: AnnotateSection, pool: Pool, state: Annotat
     for round_ in range(state.rounds_done + 1, section.rounds + 1):
         saved = run_dir / FCNS
         if fcns is None and saved.is_file():
-            trained_for, loaded = load_fcns(saved, recipe)
+            trained_for, loaded = load_fcns(saved, recipe, pool.data_info)
             if trained_for == round_:
                 fcns = loaded
                 echo(f"  loaded the {len(fcns)} FCNs trained for round {round_}")
@@ -285,7 +288,7 @@ def annotate(recipe: Recipe, recipe_name: str, source: str, resume: Path | None 
         _rounds(recipe, section, pool, state, suggestions, run_dir, device, echo, after_round)
     except KeyboardInterrupt:
         echo(f"interrupted after round {state.rounds_done} of {section.rounds}; continue with: "
-             f"inq annotate {source} --resume {run_dir}")
+             f"inq annotate {source} --resume {run_dir} (with the same overrides)")
         raise
     history = state.history
     result = AnnotateResult(

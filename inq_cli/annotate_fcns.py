@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import tempfile
 import time
 import warnings
@@ -20,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.trainer.states import TrainerStatus
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from inq_cli.errors import InqError
-from inq_cli.recipe import Recipe
+from inq_cli.recipe import AnnotateSection, Recipe
 from inq_cli.runs import make_trainer
 from modules.base import BaseModule
 from modules.datamodules.glas_annotated import Pair, patch_dataset
@@ -87,10 +89,12 @@ class TrainedFCN:
     seconds: float
 
 
-def build_fcn_module(recipe: Recipe, data_info: dict[str, Any]) -> BaseModule:
-    """The recipe's segmentation module (its `model.init_from`, if any, loads when fitting starts)."""
+def build_fcn_module(recipe: Recipe, data_info: dict[str, Any], keep_init_from: bool = True) -> BaseModule:
+    """The recipe's segmentation module; its `model.init_from`, if any, loads when fitting starts
+    (a fine-tuned FCN drops it: it continues from its own weights)."""
+    model = recipe.model if keep_init_from else recipe.model.model_copy(update={"init_from": None})
     module_cls = model_entry(recipe.model.name).module
-    return module_cls(model=recipe.model.model_dump(mode="json"), data_info=data_info,
+    return module_cls(model=model.model_dump(mode="json"), data_info=data_info,
                       optimizer=recipe.optimizer.model_dump(mode="json"),
                       scheduler=recipe.scheduler.model_dump(mode="json"), recipe=recipe.resolved())
 
@@ -102,14 +106,15 @@ def _schedule(recipe: Recipe, finetune: bool) -> tuple[dict[str, Any], dict[str,
     inq = recipe.inq.callback_kwargs(recipe.seed) if recipe.inq.enabled else None
     if not finetune:
         return length, inq
-    epochs = recipe.annotate.finetune_epochs if recipe.annotate else 1
+    epochs = (recipe.annotate or AnnotateSection()).finetune_epochs
     if inq is None:
         return {"max_epochs": epochs, "max_steps": -1}, None
     inq = {**inq, "float_epochs": epochs}
     return {"max_epochs": epochs + len(recipe.inq.portions) * recipe.inq.stage_length(), "max_steps": -1}, inq
 
 
-def train_fcn(recipe: Recipe, pairs: list[Pair], seed: int, start: dict[str, torch.Tensor] | None = None) -> TrainedFCN:
+def train_fcn(recipe: Recipe, data_info: dict[str, Any], pairs: list[Pair], seed: int,
+              start: dict[str, torch.Tensor] | None = None) -> TrainedFCN:
     """Trains one suggestive FCN on ``pairs`` from scratch (``start`` None) or fine-tunes it from
     the float weights ``start``."""
     from modules.inq import INQCallback
@@ -120,10 +125,7 @@ def train_fcn(recipe: Recipe, pairs: list[Pair], seed: int, start: dict[str, tor
     dataset = patch_dataset(pairs, data.patch_size, data.patches_per_image, data.rotate, data.flip, seed)
     loader = DataLoader(dataset, batch_size=data.batch_size, sampler=EpochSeededSampler(len(dataset), seed),
                         num_workers=data.num_workers, persistent_workers=data.num_workers > 0)
-    model = recipe.model.model_dump(mode="json")
-    module = build_fcn_module(recipe if start is None or "init_from" not in model else
-                              recipe.model_copy(update={"model": recipe.model.model_copy(update={"init_from": None})}),
-                              {"in_channels": 3, "eval_splits": ["testA", "testB"]})
+    module = build_fcn_module(recipe, data_info, keep_init_from=start is None)
     if start is not None:
         module.net.load_state_dict(start)
     length, inq_kwargs = _schedule(recipe, finetune=start is not None)
@@ -139,7 +141,13 @@ def train_fcn(recipe: Recipe, pairs: list[Pair], seed: int, start: dict[str, tor
     kwargs = {**recipe.trainer.trainer_kwargs(), **FCN_TRAINER, **length}
     with quiet_fit():
         trainer = make_trainer(kwargs, callbacks=callbacks, logger=False, enable_checkpointing=False)
-        trainer.fit(module, train_dataloaders=loader)
+        try:
+            trainer.fit(module, train_dataloaders=loader)
+        except SystemExit:  # Lightning turns Ctrl+C into sys.exit(1) after shutting the fit down
+            if trainer.state.status != TrainerStatus.INTERRUPTED:
+                raise
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl+C ignored
+            raise KeyboardInterrupt from None
     loss = trainer.callback_metrics.get("train/loss_epoch", trainer.callback_metrics.get("train/loss"))
     float_state = snapshot.weights if snapshot is not None and snapshot.weights is not None else float_weights(module)
     return TrainedFCN(module=module.cpu().eval(), float_state=float_state,
@@ -161,13 +169,13 @@ def save_fcns(path: Path, round_: int, fcns: list[TrainedFCN]) -> None:
         raise
 
 
-def load_fcns(path: Path, recipe: Recipe) -> tuple[int, list[TrainedFCN]]:
+def load_fcns(path: Path, recipe: Recipe, data_info: dict[str, Any]) -> tuple[int, list[TrainedFCN]]:
     """(round, FCNs) from ``save_fcns``'s file; InqError if it is unreadable."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         fcns = []
         for entry in payload["fcns"]:
-            module = build_fcn_module(recipe, {"in_channels": 3, "eval_splits": ["testA", "testB"]})
+            module = build_fcn_module(recipe, data_info)
             prepare_state_dict_buffers(module, entry["state"])
             module.load_state_dict(entry["state"])
             fcns.append(TrainedFCN(module.eval(), entry["float"], float(entry["loss"]), float(entry["seconds"])))

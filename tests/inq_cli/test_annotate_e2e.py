@@ -3,6 +3,10 @@ after an interruption, fine-tuning, and network training on the suggestions."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +19,7 @@ from inq_cli.recipe import load_recipe
 from inq_cli.runs import inq_complete
 from modules.registry import data_entry
 from tests.inq_cli.annotate_fixtures import nt_recipe, tiny_glas, tiny_recipe
-from tests.inq_cli.clirunner import run_cli
+from tests.inq_cli.clirunner import REPO, cli_env, run_cli
 from tests.modules.test_suggestive_selection import brute_force_greedy
 
 pytestmark = pytest.mark.slow
@@ -85,7 +89,7 @@ def test_every_choice_is_the_brute_force_greedy_max_cover(run: tuple[Path, Path,
 
 def test_quantized_suggestive_fcns_are_fully_quantized(run: tuple[Path, Path, str]) -> None:
     recipe, run_dir, _ = run
-    round_, fcns = load_fcns(run_dir / "fcns.pt", load_recipe(recipe))
+    round_, fcns = load_fcns(run_dir / "fcns.pt", load_recipe(recipe), {"in_channels": 3})
     assert round_ == 2 and len(fcns) == 2
     assert all(inq_complete(f.module) for f in fcns)
     assert not any("_inq_" in k for f in fcns for k in f.float_state)
@@ -119,7 +123,7 @@ def test_finetuning_between_rounds(glas: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("fine-tuned for round 2") == 2
     run_dir = (tmp_path / "runs" / "ft" / "latest").resolve()
-    _, fcns = load_fcns(run_dir / "fcns.pt", load_recipe(recipe))
+    _, fcns = load_fcns(run_dir / "fcns.pt", load_recipe(recipe), {"in_channels": 3})
     assert all(inq_complete(f.module) for f in fcns)  # INQ's stages ran again after fine-tuning
 
 
@@ -150,3 +154,27 @@ def test_ensemble_network_training_on_the_suggestions(run: tuple[Path, Path, str
     (nt_dir,) = (tmp_path / "runs" / "nt_ens").iterdir()
     final = json.loads((nt_dir / "summary.json").read_text())["final_metrics"]
     assert {"test/f1_dice", "test/member0/f1_dice", "test/member1/f1_dice"} <= set(final)
+
+
+def test_ctrl_c_during_retraining_then_resume(glas: Path, tmp_path: Path) -> None:
+    """SIGINT while the FCNs retrain after round 1: exit 130, the state says round 1; --resume does round 2."""
+    recipe = tiny_recipe(tmp_path / "sigint.yaml", glas, tmp_path / "runs")
+    slow = ["trainer.max_epochs=30"]  # long enough retraining for the signal to land in it
+    proc = subprocess.Popen([sys.executable, "-m", "inq_cli.app", "annotate", str(recipe), *slow], cwd=REPO,
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = tmp_path / "runs" / "sigint" / "latest" / "state.json"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["rounds_done"] == 1:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "interrupted after round 1 of 2" in out and "--resume" in out
+    run_dir = state.parent.resolve()
+    assert AnnotateState.load(run_dir).rounds_done == 1
+    resumed = run_cli("annotate", str(recipe), *slow, "--resume", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "round 2/2" in resumed.stdout and "round 1/2" not in resumed.stdout
+    assert len(json.loads((run_dir / "suggestions.json").read_text())["rounds"]) == 2
