@@ -1,6 +1,6 @@
 """Quantized ÷ float suggestive FCNs: how far apart their predictions are (the paper's diversity argument).
 
-Run: python benchmarks/bench_sa_diversity.py [--seeds 0 1 2] [--bits 7 5 3] [--nt] [key=value ...]
+Run: python benchmarks/bench_sa_diversity.py [--seeds 0 1 2] [--bits 7 5 3] [--nt] [-- key=value ...]
 Runs `inq annotate recipes/sa_quickstart.yaml` (synthetic GlaS) once with float suggestive FCNs and
 once per bit width, same seed: same initial set, same bootstrap samples, same initial weights, same
 epochs. Reads each run's summary.json and prints, per configuration, the FCNs' mean pairwise L1
@@ -73,7 +73,9 @@ def main() -> None:
                     f, q = network_training(out, f"{name}_s{seed}", summary["suggestions"], args.overrides)
                     row.setdefault("nt_float", []).append(f)
                     row.setdefault("nt_inq", []).append(q)
-                print(f"seed {seed} {name}: round-1 distance {row['round1'][-1]:.4f}", file=sys.stderr, flush=True)
+                nt = f", NT f1_dice float {row['nt_float'][-1]:.4f} / 5-bit {row['nt_inq'][-1]:.4f}" if args.nt else ""
+                print(f"seed {seed} {name}: round-1 distance {row['round1'][-1]:.4f}, all rounds {row['all'][-1]:.4f}"
+                      f"{nt}", file=sys.stderr, flush=True)
     mean = {name: {k: statistics.mean(v) for k, v in row.items()} for name, row in rows.items()}
     base = mean["float"]
     print(f"suggestive FCNs on synthetic GlaS (sa_quickstart), seeds {args.seeds}; mean pairwise L1 distance of "
