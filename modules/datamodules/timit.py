@@ -220,7 +220,7 @@ class TimitDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Write the synthetic corpus when asked to and the root is missing or empty."""
         if self.synthesize and is_empty_or_missing(self.root):
-            write_synthetic_timit(self.root, seed=self.seed)
+            write_synthetic_timit(self.root, seed=0)  # the same data whatever the run's seed
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
