@@ -24,7 +24,7 @@ from inq_cli.annotate_fcns import TrainedFCN, fcn_seed, load_fcns, save_fcns, tr
 from inq_cli.errors import InqError
 from inq_cli.recipe import AnnotateSection, Recipe, save_resolved, write_atomic
 from inq_cli.runs import build_datamodule, make_run_dir, quiet_lightning_noise
-from modules.datamodules.glas import scan_glas
+from modules.datamodules.glas import hold_out, scan_glas
 from modules.datamodules.glas_annotated import Pair, annotated_pairs, image_sizes, load_train_pairs
 from modules.suggestive.items import Suggestions, SuggestionRound, crop, parse_id, pool_ids, read_suggestions
 from modules.suggestive.scoring import score_pool
@@ -115,6 +115,12 @@ def load_pool(recipe: Recipe, section: AnnotateSection) -> Pool:
     items = scan_glas(recipe.data.root)["train"]
     if not items:
         raise InqError(f"{recipe.data.root}: the pool is empty: no training images (train_N.bmp)")
+    held_out = getattr(recipe.data, "val_images", 0)
+    if held_out:  # the images network training validates on are never suggested for annotation
+        try:
+            items, _ = hold_out(items, held_out, recipe.data.split_seed)
+        except ValueError as err:
+            raise InqError(f"data.val_images: {err}") from None
     pairs = load_train_pairs(items)
     return Pool(pairs=pairs, ids=pool_ids(image_sizes(pairs), section.unit, section.patch_size),
                 data_info=dict(datamodule.data_info))

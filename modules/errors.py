@@ -17,7 +17,19 @@ class InputError(ValueError):
 
 
 class DataError(InputError):
-    """A data file or folder is missing, empty or malformed; the message names the file."""
+    """A data file or folder is missing, empty or malformed; the message names the file.
+
+    Raised inside a DataLoader worker, torch re-raises it in the main process as
+    ``DataError("Caught DataError in DataLoader worker process N. Original Traceback ...")``;
+    the constructor keeps only the original one-line message.
+    """
+
+    def __init__(self, message: str) -> None:
+        text = str(message)
+        if text.startswith("Caught ") and "Original Traceback" in text:
+            last = [line for line in text.strip().splitlines() if line.strip()][-1]
+            text = last.split("DataError: ", 1)[-1]
+        super().__init__(text)
 
 
 def data_error(path: str | Path, problem: str) -> DataError:

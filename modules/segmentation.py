@@ -42,9 +42,10 @@ class SegmentationModule(BaseModule):
     def __init__(self, model: Mapping[str, Any], data_info: Mapping[str, Any], optimizer: Mapping[str, Any],
                  scheduler: Mapping[str, Any] | None = None, recipe: Mapping[str, Any] | None = None) -> None:
         super().__init__(model, data_info, optimizer, scheduler, recipe)
-        self.eval_splits = tuple(self.data_info.get("eval_splits", ("testA", "testB")))
+        self.splits = {"val": tuple(self.data_info.get("val_splits", ("testA", "testB"))),
+                       "test": tuple(self.data_info.get("test_splits", ("testA", "testB")))}
         self.metrics = nn.ModuleDict({
-            f"{stage}_{split}": GlasObjectMetric() for stage in EVAL_STAGES for split in (*self.eval_splits, "all")
+            f"{stage}_{split}": GlasObjectMetric() for stage in EVAL_STAGES for split in (*self.splits[stage], "all")
         })  # fmt: skip
         self.eval_losses = nn.ModuleDict({stage: MeanMetric() for stage in EVAL_STAGES})
 
@@ -72,7 +73,7 @@ class SegmentationModule(BaseModule):
         return loss
 
     def _eval_step(self, batch: Mapping[str, Any], stage: str, dataloader_idx: int) -> None:
-        split = self.eval_splits[dataloader_idx]
+        split = self.splits[stage][dataloader_idx]
         images = batch["image"] if isinstance(batch["image"], list) else list(batch["image"])
         labels = batch["labels"] if isinstance(batch["labels"], list) else list(batch["labels"])
         targets = batch["target"] if isinstance(batch["target"], list) else list(batch["target"])
@@ -92,7 +93,7 @@ class SegmentationModule(BaseModule):
         if self.eval_losses[stage].update_called:
             out[f"{stage}/loss"] = self.eval_losses[stage].compute()
             self.eval_losses[stage].reset()
-        for split in (*self.eval_splits, "all"):
+        for split in (*self.splits[stage], "all"):
             metric = self.metrics[f"{stage}_{split}"]
             if not metric.update_called:
                 continue

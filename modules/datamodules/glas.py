@@ -19,7 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from scipy import ndimage
 from torch.utils.data import DataLoader, Dataset
 
@@ -208,71 +208,97 @@ def collate_images(items: list[dict]) -> dict:
     return out
 
 
-class GlasDataModule(L.LightningDataModule):
-    """GlaS train patches; validation and test on Test A and Test B (two dataloaders, that order)."""
+def hold_out(items: list[GlasItem], count: int, split_seed: int) -> tuple[list[GlasItem], list[GlasItem]]:
+    """(kept, held out): ``count`` training images chosen by a permutation seeded with ``split_seed``."""
+    if count >= len(items):
+        raise ValueError(f"val_images {count} leaves no training image (there are {len(items)})")
+    chosen = set(np.random.default_rng(split_seed).permutation(len(items))[:count].tolist())
+    return ([it for i, it in enumerate(items) if i not in chosen], [it for i, it in enumerate(items) if i in chosen])
 
-    eval_splits = ("testA", "testB")
+
+class GlasDataModule(L.LightningDataModule):
+    """GlaS train patches; test on Test A and Test B (two dataloaders, that order).
+
+    Validation is on Test A and Test B too (what the paper reports) unless ``val_images`` > 0:
+    then that many whole training images, fixed by ``split_seed``, are held out as the ``holdout``
+    validation split, so checkpoint selection never sees the test images.
+    """
+
+    test_splits = ("testA", "testB")
 
     def __init__(self, root: str | Path = "data/glas", patch_size: int = 96, patches_per_image: int = 8,
                  batch_size: int = 8, eval_batch_size: int = 1, num_workers: int = 0, rotate: bool = True,
-                 flip: bool = True, subset: list[str] | None = None, synthesize: bool = False, seed: int = 0) -> None:
+                 flip: bool = True, subset: list[str] | None = None, val_images: int = 0, split_seed: int = 0,
+                 synthesize: bool = False, seed: int = 0) -> None:
         super().__init__()
         self.root = Path(root)
         self.patch_size, self.patches_per_image = patch_size, patches_per_image
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.rotate, self.flip, self.subset = rotate, flip, subset
+        self.val_images, self.split_seed = val_images, split_seed
         self.synthesize, self.seed = synthesize, seed
         self.items: dict[str, list[GlasItem]] = {}
         self.datasets: dict[str, Dataset] = {}
 
+    @property
+    def val_splits(self) -> tuple[str, ...]:
+        return ("holdout",) if self.val_images > 0 else self.test_splits
+
     def prepare_data(self) -> None:
         """Write the synthetic set when asked to and the root is missing or empty."""
         if self.synthesize and is_empty_or_missing(self.root):
-            write_synthetic_glas(self.root, seed=self.seed)
+            write_synthetic_glas(self.root, seed=0)  # the same data whatever the run's seed
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         self.prepare_data()
         self.items = scan_glas(self.root)
+        for split in SPLITS:
+            if not self.items[split]:
+                raise data_error(self.root, f"empty {split} split: no {split}_N.bmp images")
+        if self.val_images > 0:
+            try:
+                self.items["train"], self.items["holdout"] = hold_out(self.items["train"], self.val_images,
+                                                                      self.split_seed)
+            except ValueError as err:
+                raise data_error(self.root, str(err)) from None
         if self.subset is not None:
             known = {item.name: item for item in self.items["train"]}
             missing = [n for n in self.subset if n not in known]
             if missing:
                 raise data_error(self.root, f"subset names not among the training images: {', '.join(missing[:5])}")
             self.items["train"] = [known[n] for n in self.subset]
-        for split in SPLITS:
-            if not self.items[split]:
-                raise data_error(self.root, f"empty {split} split: no {split}_N.bmp images")
         self.datasets["train"] = GlasPatches(self.items["train"], self.patch_size, self.patches_per_image,
                                              self.rotate, self.flip, self.seed)
-        for split in self.eval_splits:
+        for split in {*self.val_splits, *self.test_splits}:
             self.datasets[split] = GlasImages(self.items[split])
 
     @property
     def data_info(self) -> dict[str, Any]:
         """What the FCN and the segmentation module need: input channels, evaluation split names."""
-        return {"in_channels": 3, "eval_splits": list(self.eval_splits)}
+        return {"in_channels": 3, "val_splits": list(self.val_splits), "test_splits": list(self.test_splits)}
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
         return DataLoader(dataset, batch_size=self.batch_size, sampler=EpochSeededSampler(len(dataset), self.seed),
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
-    def _eval(self) -> list[DataLoader]:
+    def _eval(self, splits: tuple[str, ...]) -> list[DataLoader]:
         return [DataLoader(self.datasets[s], batch_size=self.eval_batch_size, shuffle=False,
-                           num_workers=self.num_workers, collate_fn=collate_images) for s in self.eval_splits]
+                           num_workers=self.num_workers, collate_fn=collate_images) for s in splits]
 
     def val_dataloader(self) -> list[DataLoader]:
-        return self._eval()
+        return self._eval(self.val_splits)
 
     def test_dataloader(self) -> list[DataLoader]:
-        return self._eval()
+        return self._eval(self.test_splits)
 
 
 class GlasConfig(OnDiskDataConfig):
     """`data: {name: glas, ...}`: GlaS 2015 from `root`; `synthesize: true` writes the small synthetic
-    set there first when `root` is missing or empty; `subset` trains on those images only."""
+    set there first when `root` is missing or empty; `subset` trains on those images only;
+    `val_images` > 0 validates on that many held-out training images instead of Test A / B."""
 
     name: Literal["glas"] = "glas"
     batch_size: PositiveInt = 8
@@ -282,6 +308,8 @@ class GlasConfig(OnDiskDataConfig):
     rotate: bool = True
     flip: bool = True
     subset: list[str] | None = None
+    val_images: NonNegativeInt = 0
+    split_seed: NonNegativeInt = 0
     synthesize: bool = False
     # Network training after `inq annotate`: train only on the items a suggestions.json annotated
     # (its initial ids, or `initial_annotated` instead, plus the first `suggestion_rounds` rounds' picks).
@@ -309,4 +337,5 @@ def build_glas(cfg: GlasConfig, seed: int) -> L.LightningDataModule:
                                        cfg.suggestion_rounds)
     return GlasDataModule(root=cfg.root, patch_size=cfg.patch_size, patches_per_image=cfg.patches_per_image,
                           batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
-                          rotate=cfg.rotate, flip=cfg.flip, subset=cfg.subset, synthesize=cfg.synthesize, seed=seed)
+                          rotate=cfg.rotate, flip=cfg.flip, subset=cfg.subset, val_images=cfg.val_images,
+                          split_seed=cfg.split_seed, synthesize=cfg.synthesize, seed=seed)

@@ -89,6 +89,34 @@ def _sample_dtype(fields: dict, path: str | Path) -> np.dtype:
     return np.dtype(f"{endian}i{n_bytes}")
 
 
+def check_audio(path: str | Path) -> None:
+    """Validate an audio file's header and length without decoding it (fails early, one line)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEADER_SIZE)
+            if head.startswith(b"NIST_1A"):
+                size = int(head.split(b"\n", 2)[1].strip() or 0) if head.count(b"\n") >= 2 else 0
+                if size > HEADER_SIZE:
+                    head += handle.read(size - HEADER_SIZE)
+        length = path.stat().st_size
+    except (OSError, ValueError) as err:
+        if isinstance(err, ValueError):
+            raise data_error(path, "bad SPHERE header size") from None
+        raise data_error(path, f"cannot read ({err.strerror})") from None
+    if head.startswith(b"RIFF"):
+        return
+    fields, size = parse_sphere_header(head, path)
+    for key in ("sample_count", "sample_rate"):
+        if key not in fields:
+            raise data_error(path, f"SPHERE header lacks {key}")
+    dtype = _sample_dtype(fields, path)
+    need = int(fields["sample_count"]) * int(fields.get("channel_count", 1)) * dtype.itemsize
+    if length - size < need:
+        raise data_error(path, f"truncated SPHERE audio: header says {fields['sample_count']} samples, "
+                               f"file holds {(length - size) // (int(fields.get('channel_count', 1)) * dtype.itemsize)}")
+
+
 def read_sphere(path: str | Path) -> tuple[np.ndarray, int]:
     """Samples as float32 in [-1, 1), shape (samples,) (channel 0 of multichannel), and the rate."""
     path = Path(path)

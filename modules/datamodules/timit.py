@@ -21,7 +21,7 @@ from pydantic import PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
 from modules.datamodules.sampling import EpochSeededSampler
-from modules.datamodules.sphere import read_sphere
+from modules.datamodules.sphere import check_audio, read_sphere
 from modules.datamodules.synth_timit import write_synthetic_timit
 from modules.datamodules.timit_corpus import Utterance, normalise_text, read_phn, read_txt, scan_timit, split_timit
 from modules.datamodules.timit_phones import CHARACTERS, PHONE_SETS, fold_phones
@@ -119,7 +119,9 @@ class TimitDataset(Dataset):
     def __init__(self, utterances: list[Utterance], featurizer: Featurizer, vocab: Vocabulary,
                  augment: torch.nn.Module | None = None, cache: bool = True) -> None:
         self.utterances, self.featurizer, self.vocab, self.augment = utterances, featurizer, vocab, augment
-        self.labels = [self._tokens(u) for u in utterances]  # parsed up front: bad files fail early
+        for u in utterances:  # headers checked and transcripts parsed up front: bad files fail early
+            check_audio(u.wav)
+        self.labels = [self._tokens(u) for u in utterances]
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
 
     def _tokens(self, u: Utterance) -> list[str]:
@@ -218,7 +220,7 @@ class TimitDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Write the synthetic corpus when asked to and the root is missing or empty."""
         if self.synthesize and is_empty_or_missing(self.root):
-            write_synthetic_timit(self.root, seed=self.seed)
+            write_synthetic_timit(self.root, seed=0)  # the same data whatever the run's seed
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modules.datamodules.timit_phones import CORE_TEST_SPEAKERS, DEV_SPEAKERS, PHONES_61
-from modules.errors import DataError, data_error
+from modules.errors import data_error
 
 SPLITS = ("train", "dev", "test")
 _PHONE_SET = frozenset(PHONES_61)
@@ -158,9 +158,3 @@ def normalise_text(sentence: str) -> str:
     """Lower-case letters, apostrophes and single spaces: the character CTC target and WER text."""
     kept = re.sub(r"[^a-z' ]+", " ", sentence.lower())
     return " ".join(kept.split())
-
-
-def check_split(utterances: list[Utterance], split: str, root: Path) -> None:
-    """Raise DataError if a split is empty (used after filters such as ``max_utterances``)."""
-    if not utterances:
-        raise DataError(f"{root}: empty {split} split")

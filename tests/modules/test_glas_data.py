@@ -137,3 +137,14 @@ def test_synthesize_fills_an_empty_root(tmp_path: Path) -> None:
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.items["train"]) == 12 and len(dm.items["testA"]) == 6 and len(dm.items["testB"]) == 4
+
+
+def test_held_out_validation_images(glas: Path) -> None:
+    dm = GlasDataModule(glas, patch_size=32, val_images=1, split_seed=5)
+    dm.setup("fit")
+    assert len(dm.items["holdout"]) == 1 and len(dm.items["train"]) == 2
+    assert dm.items["holdout"][0].name not in {i.name for i in dm.items["train"]}
+    assert dm.data_info["val_splits"] == ["holdout"] and dm.data_info["test_splits"] == ["testA", "testB"]
+    assert len(dm.val_dataloader()) == 1 and len(dm.test_dataloader()) == 2
+    with pytest.raises(DataError, match="leaves no training image"):
+        GlasDataModule(glas, val_images=3).setup("fit")

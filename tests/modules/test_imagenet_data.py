@@ -57,3 +57,16 @@ def test_corrupt_jpeg_names_the_file(tmp_path: Path) -> None:
     dm.setup()
     with pytest.raises(DataError, match=victim.name):
         dm.val_set[0]
+
+
+def test_corrupt_jpeg_in_a_worker_is_still_one_line(tmp_path: Path) -> None:
+    root = make_tree(tmp_path)
+    victim = sorted((root / "val").rglob("*.JPEG"))[0]
+    victim.write_bytes(victim.read_bytes()[:50])
+    dm = ImageNetDataModule(root, input_size=32, num_workers=1, batch_size=2)
+    dm.setup()
+    with pytest.raises(DataError) as info:
+        next(iter(dm.val_dataloader()))
+    message = str(info.value)
+    assert message.startswith(str(victim)) and "truncated or corrupt image" in message
+    assert "Traceback" not in message and "\n" not in message

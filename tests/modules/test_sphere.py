@@ -95,3 +95,23 @@ def test_broken_files_name_the_file(tmp_path: Path, mutate, message: str) -> Non
         read_sphere(path)
     assert str(path) in str(info.value) and message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda b: b.replace(b"end_head", b"end_hexd"), "bad SPHERE header line"),
+        (lambda b: b.replace(b"sample_count -i 4", b"sample_count -i 9"), "truncated SPHERE audio"),
+        (lambda b: b.replace(b"ratio -r 0.5", b"sample_coding -s26 pcm,embedded-shorten-v2.00"), "sph2pipe"),
+    ],
+)
+def test_check_audio_finds_the_same_problems_without_decoding(tmp_path: Path, mutate, message: str) -> None:
+    from modules.datamodules.sphere import check_audio
+
+    good = tmp_path / "GOOD.WAV"
+    good.write_bytes(sphere_bytes(TIMIT_FIELDS, np.zeros(4, "<i2").tobytes()))
+    check_audio(good)
+    bad = tmp_path / "BAD.WAV"
+    bad.write_bytes(mutate(good.read_bytes()))
+    with pytest.raises(DataError, match=message):
+        check_audio(bad)
