@@ -160,9 +160,10 @@ class INQCallback(pl.Callback):
         if not self._grads_masked:
             self._mask_grads()
         self._grads_masked = False
-        if self.stages_done > 0:  # torch optimizers leave a parameter without a gradient untouched
-            self._saved = {id(t.param): t.param.detach().clone() for t in self._by_optimizer.get(id(optimizer), ())
-                           if t.param.grad is not None}
+        # Under Lightning the step runs the closure (forward, backward) after this hook, so whether a
+        # parameter will get a gradient is not known yet: save every target of this optimizer.
+        if self.stages_done > 0:
+            self._saved = {id(t.param): t.param.detach().clone() for t in self._by_optimizer.get(id(optimizer), ())}
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         with torch.no_grad():
