@@ -65,14 +65,22 @@ class Kernel:
     """A kernel with a compiled (optionally autotuned) and an interpreted variant."""
 
     def __init__(self, fn: Callable, configs: Sequence[triton.Config] | None = None,
-                 key: Sequence[str] = (), reset_to_zero: Sequence[str] | None = None) -> None:
+                 key: Sequence[str] = (), reset_to_zero: Sequence[str] | None = None,
+                 heuristics: dict[str, Callable[[dict], Any]] | None = None) -> None:
+        """`heuristics` maps constexpr names to functions of the named arguments and the
+        chosen config (e.g. whether every block is full), as `triton.heuristics`."""
         self.fn = fn
+        self.heuristics = heuristics
         self.compiled = JITFunction(fn)
         self.interpreted = InterpretedFunction(fn)
         self.configs = list(configs or [])
-        self.autotuned = (triton.autotune(configs=self.configs, key=list(key),
-                                          reset_to_zero=list(reset_to_zero or []))(self.compiled)
-                          if self.configs else None)
+        self.autotuned = None
+        if self.configs:
+            inner = self.compiled
+            if heuristics:
+                inner = triton.heuristics(heuristics)(inner)
+            self.autotuned = triton.autotune(configs=self.configs, key=list(key),
+                                             reset_to_zero=list(reset_to_zero or []))(inner)
 
     def launch(self, grid: Callable[[dict], tuple[int, ...]], *args: Any,
                config: dict[str, Any] | None = None, device: torch.device | None = None,
@@ -83,13 +91,18 @@ class Kernel:
         if interpret:
             _interpretable_language()
             chosen = dict(config) if config is not None else _smallest(self.configs)
-            self.interpreted[grid](*args, **kwargs, **chosen)
+            self.interpreted[grid](*args, **kwargs, **self._with_heuristics(kwargs, chosen))
         elif config is not None or self.autotuned is None:
             if config is None:
                 raise ValueError(f"{self.fn.__name__}: no autotune configs, pass config=")
-            self.compiled[grid](*args, **kwargs, **config)
+            self.compiled[grid](*args, **kwargs, **self._with_heuristics(kwargs, dict(config)))
         else:
             self.autotuned[grid](*args, **kwargs)
+
+    def _with_heuristics(self, kwargs: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+        """Config plus the heuristic constexprs for it."""
+        named = {**kwargs, **config}
+        return {**config, **{name: f(named) for name, f in (self.heuristics or {}).items()}}
 
 
 def _smallest(configs: Sequence[triton.Config]) -> dict[str, Any]:

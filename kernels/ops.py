@@ -20,6 +20,9 @@ Backend = Literal["auto", "triton", "reference"]
 KernelName = Literal["auto", "gemv", "gemm_split", "gemm"]
 GEMV_MAX_M = 4
 SPLIT_MAX_M = 64
+# The shift-add variant reduces [BM, BK, BN] products in registers: small fixed tiles, no tuning.
+SHIFT_ADD_GEMM_CONFIG = {"BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 32, "SPLIT_K": 1, "GROUP_M": 1}
+SHIFT_ADD_GEMV_CONFIG = {"BLOCK_N": 64, "BLOCK_KW": 8, "SPLIT_K": 4}
 _DEC = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2}
 
 
@@ -84,6 +87,10 @@ def quant_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | Non
     m, n, k = x2.shape[0], packed.n, packed.k
     words = packed.words.to(x.device)
     chosen = _choose(kernel, m, allow_gemv=True)
+    if shift_add and config is None:
+        config = SHIFT_ADD_GEMV_CONFIG if chosen == "gemv" else SHIFT_ADD_GEMM_CONFIG
+        if chosen == "gemm":
+            config = {**config, "GROUP_M": 8}
     atomic = chosen != "gemm"
     out = (torch.zeros(m, n, device=x.device, dtype=torch.float32) if atomic
            else torch.empty(m, n, device=x.device, dtype=x.dtype))
@@ -94,7 +101,9 @@ def quant_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | Non
                   M_KEY=_m_bucket(m), HAS_BIAS=has_bias, SHIFT_ADD=shift_add, ATOMIC=atomic,
                   **_weight_args(packed))
     if chosen == "gemv":
-        plan = decode_plan(torch.float32, packed.bits, packed.n1)
+        # fp16 codes with E = 0 for b <= 6 (converted to fp32 in the kernel), else fp32 codes
+        plan = decode_plan(torch.float16 if packed.bits <= 6 else torch.float32, packed.bits,
+                           packed.n1)
         scale = 1.0 if shift_add else plan.scale
         triton_linear.qgemv.launch(
             lambda meta: (triton_cdiv(n, meta["BLOCK_N"]), meta["SPLIT_K"], m),
@@ -140,6 +149,8 @@ def quant_conv2d(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | Non
     chosen = _choose(kernel, m, allow_gemv=False)
     if chosen == "gemv":
         raise ValueError("conv2d has no GEMV kernel; use gemm or gemm_split")
+    if shift_add and config is None:
+        config = SHIFT_ADD_GEMM_CONFIG
     atomic = chosen == "gemm_split"
     fmt = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
            and not x.is_contiguous() else torch.contiguous_format)

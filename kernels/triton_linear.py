@@ -4,15 +4,16 @@
   accumulation, the power-of-two scale and the bias in the epilogue. Split-K (atomic adds into
   an fp32 buffer) keeps small-M problems busy on every SM. With SHIFT_ADD the same kernel
   forms each product by exponent addition (no multiply) and reduces with `tl.sum`.
-- `qgemv`: one row of x per program column, no tensor cores: the 4-D code tile is decoded to
-  fp32 and reduced against x with `tl.sum` (the small-M, memory-bound path).
+- `qgemv`: one row of x per program, no tensor cores: rows of packed words are unpacked one code
+  position at a time, decoded with a few integer ops (two codes per int32 for b = 2 and 4),
+  multiplied with x in fp32 and reduced with `tl.sum` (the small-M, memory-bound path).
 """
 from __future__ import annotations
 
 import triton
 import triton.language as tl
 
-from kernels._jit import Kernel
+from kernels._jit import Kernel, device_function
 from kernels.triton_common import decode_codes, load_codes, shift_add, store_tile
 
 
@@ -59,37 +60,147 @@ def _qgemm(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on
 def _qgemv(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on, ROW1, ROW2,
            scale, n2, M_KEY, BITS: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
            W2: tl.constexpr, EOFF: tl.constexpr, HAS_BIAS: tl.constexpr,
-           SHIFT_ADD: tl.constexpr, ATOMIC: tl.constexpr, BLOCK_N: tl.constexpr,
-           BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr):
+           SHIFT_ADD: tl.constexpr, ATOMIC: tl.constexpr, EVEN_K: tl.constexpr,
+           EVEN_N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KW: tl.constexpr,
+           SPLIT_K: tl.constexpr):
+    """Rows of words [BLOCK_KW, BLOCK_N] of the widest slice are loaded once and unpacked one
+    code position j at a time; x[kw*J + j] is a strided gather of a few cached values."""
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     row = tl.program_id(2)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    k_per_split = (((K + SPLIT_K - 1) // SPLIT_K + BLOCK_K - 1) // BLOCK_K) * BLOCK_K
-    k_start = pid_k * k_per_split
-    k_end = tl.minimum(k_start + k_per_split, K)
-
     J: tl.constexpr = 32 // W0
-    a_idx = tl.arange(0, BLOCK_K // 32)[:, None, None, None]
-    q_idx = tl.arange(0, W0)[None, :, None, None]
-    j_idx = tl.arange(0, J)[None, None, :, None]
-    k_in_block = 32 * a_idx + J * q_idx + j_idx  # [A, Q, J, 1], k order of load_codes
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = rn < N
+    kw_total = (K + J - 1) // J
+    kw_per_split = (((kw_total + SPLIT_K - 1) // SPLIT_K + BLOCK_KW - 1) // BLOCK_KW) * BLOCK_KW
+    kw_start = pid_k * kw_per_split
+    kw_end = tl.minimum(kw_start + kw_per_split, kw_total)
+    x_row = X + row * stride_xm
 
-    acc = tl.full((BLOCK_N,), 0.0, dtype=tl.float32)
-    for k0 in range(k_start, k_end, BLOCK_K):
-        rk = k0 + k_in_block
-        x = tl.load(X + row * stride_xm + rk * stride_xk, mask=rk < k_end, other=0.0)
-        x = x.to(tl.float32)
-        codes = load_codes(Wq, k0, rn, K, N, ROW1, ROW2, W0, W1, W2, BLOCK_K)
-        if SHIFT_ADD:
-            prod = shift_add(x, codes, BITS, n2)
+    acc = tl.full((BLOCK_KW, BLOCK_N), 0.0, dtype=tl.float32)
+    for kw0 in range(kw_start, kw_end, BLOCK_KW):
+        kw = kw0 + tl.arange(0, BLOCK_KW)
+        if EVEN_K and EVEN_N:
+            words = tl.load(Wq + kw[:, None] * N + rn[None, :])
         else:
-            prod = x * decode_codes(codes, BITS, 2, EOFF)
-        acc += tl.sum(tl.sum(tl.sum(prod, axis=2), axis=1), axis=0)
+            words = tl.load(Wq + kw[:, None] * N + rn[None, :],
+                            mask=(kw[:, None] < kw_total) & n_ok[None, :], other=0)
+        if SHIFT_ADD:
+            acc += _gemv_shift_add_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K,
+                                         ROW1, ROW2, n2, BITS, W0, W1, W2, EVEN_K)
+        elif W1 == 0 and (BITS == 2 or BITS == 4):
+            acc += _gemv_swar_block(x_row, stride_xk, words, kw, K, BITS, W0, EVEN_K)
+        else:
+            acc += _gemv_general_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K,
+                                       ROW1, ROW2, BITS, W0, W1, W2, EOFF, EVEN_K)
 
+    out = tl.sum(acc, axis=0)
     offsets = row * stride_om + rn[None, :] * stride_on
-    mask = rn[None, :] < N
-    store_tile(Out, offsets, mask, acc[None, :], scale, Bias, rn, N, pid_k == 0, HAS_BIAS, ATOMIC)
+    store_tile(Out, offsets, n_ok[None, :], out[None, :], scale, Bias, rn, N, pid_k == 0,
+               HAS_BIAS, ATOMIC)
+
+
+@device_function
+def _gemv_x(x_row, stride_xk, k, K, EVEN_K: tl.constexpr):
+    """x[k] as fp32 [BLOCK_KW, 1] (0 past K)."""
+    if EVEN_K:
+        x = tl.load(x_row + k * stride_xk)
+    else:
+        x = tl.load(x_row + k * stride_xk, mask=k < K, other=0.0)
+    return x.to(tl.float32)[:, None]
+
+
+@device_function
+def _gemv_swar_block(x_row, stride_xk, words, kw, K, BITS: tl.constexpr, W0: tl.constexpr,
+                     EVEN_K: tl.constexpr):
+    """b in {2, 4}, one slice: decode codes j and j + J/2 together, one fp16 pattern per half
+    of an int32 (sign to bit 15, v to the exponent field, E = 0 so v = 0 is 0.0)."""
+    J: tl.constexpr = 32 // W0
+    H: tl.constexpr = J // 2
+    VMASK: tl.constexpr = ((1 << (BITS - 1)) - 1) * 65537
+    SMASK: tl.constexpr = (1 << (BITS - 1)) * 65537
+    part = tl.full(words.shape, 0.0, dtype=tl.float32)
+    for j in tl.static_range(H):
+        pair = words >> (j * W0)
+        raw = ((pair & VMASK) << 10) | ((pair & SMASK) << (16 - BITS))
+        low = raw.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+        high = (raw >> 16).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+        part += _gemv_x(x_row, stride_xk, kw * J + j, K, EVEN_K) * low
+        part += _gemv_x(x_row, stride_xk, kw * J + j + H, K, EVEN_K) * high
+    return part
+
+
+@device_function
+def _slice_words(Wq, kw, rn, kw_total, N, ROW, J: tl.constexpr, WIDTH: tl.constexpr):
+    """Words of a narrower slice for slice-0 word rows kw, and each row's bit offset."""
+    R: tl.constexpr = (32 // WIDTH) // J  # slice-0 word rows per word of this slice
+    words = tl.load(Wq + (ROW + kw // R)[:, None] * N + rn[None, :],
+                    mask=(kw[:, None] < kw_total) & (rn[None, :] < N), other=0)
+    shift = ((kw % R) * J * WIDTH)[:, None]
+    return words, shift
+
+
+@device_function
+def _gemv_codes(words, words1, shift1, words2, shift2, j, W0: tl.constexpr, W1: tl.constexpr,
+                W2: tl.constexpr):
+    codes = (words >> (j * W0)) & ((1 << W0) - 1)
+    if W1 > 0:
+        codes |= ((words1 >> (shift1 + j * W1)) & ((1 << W1) - 1)) << W0
+    if W2 > 0:
+        codes |= ((words2 >> (shift2 + j * W2)) & ((1 << W2) - 1)) << (W0 + W1)
+    return codes
+
+
+@device_function
+def _gemv_general_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K, ROW1, ROW2,
+                        BITS: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
+                        W2: tl.constexpr, EOFF: tl.constexpr, EVEN_K: tl.constexpr):
+    """Any b: assemble each code from its slices, decode to fp16 (b <= 6, E = 0) or fp32."""
+    J: tl.constexpr = 32 // W0
+    words1, shift1 = words, 0
+    words2, shift2 = words, 0
+    if W1 > 0:
+        words1, shift1 = _slice_words(Wq, kw, rn, kw_total, N, ROW1, J, W1)
+    if W2 > 0:
+        words2, shift2 = _slice_words(Wq, kw, rn, kw_total, N, ROW2, J, W2)
+    part = tl.full(words.shape, 0.0, dtype=tl.float32)
+    for j in tl.static_range(J):
+        codes = _gemv_codes(words, words1, shift1, words2, shift2, j, W0, W1, W2)
+        if BITS <= 6:
+            w = decode_codes(codes, BITS, 0, 0).to(tl.float32)
+        else:
+            w = decode_codes(codes, BITS, 2, EOFF)
+        part += _gemv_x(x_row, stride_xk, kw * J + j, K, EVEN_K) * w
+    return part
+
+
+@device_function
+def _gemv_shift_add_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K, ROW1, ROW2, n2,
+                          BITS: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
+                          W2: tl.constexpr, EVEN_K: tl.constexpr):
+    """Multiplication-free: each product is x with the code's exponent added to its own."""
+    J: tl.constexpr = 32 // W0
+    words1, shift1 = words, 0
+    words2, shift2 = words, 0
+    if W1 > 0:
+        words1, shift1 = _slice_words(Wq, kw, rn, kw_total, N, ROW1, J, W1)
+    if W2 > 0:
+        words2, shift2 = _slice_words(Wq, kw, rn, kw_total, N, ROW2, J, W2)
+    part = tl.full(words.shape, 0.0, dtype=tl.float32)
+    for j in tl.static_range(J):
+        codes = _gemv_codes(words, words1, shift1, words2, shift2, j, W0, W1, W2)
+        part += shift_add(_gemv_x(x_row, stride_xk, kw * J + j, K, EVEN_K), codes, BITS, n2)
+    return part
+
+
+def _gemv_even_k(args: dict) -> bool:
+    """Every K-block is whole (and x has no tail), so the loads need no masks."""
+    j = 32 // args["W0"]
+    return args["K"] % j == 0 and (args["K"] // j) % args["BLOCK_KW"] == 0
+
+
+def _gemv_even_n(args: dict) -> bool:
+    return args["N"] % args["BLOCK_N"] == 0
 
 
 def _gemm_configs(split: bool) -> list[triton.Config]:
@@ -113,10 +224,10 @@ def _gemm_configs(split: bool) -> list[triton.Config]:
 
 def _gemv_configs() -> list[triton.Config]:
     configs = []
-    for bn, bk, w in [(32, 256, 4), (64, 128, 4), (64, 256, 4), (128, 128, 4), (128, 256, 8),
-                      (256, 64, 8), (32, 512, 4)]:
+    for bn, bkw, w in [(64, 32, 4), (128, 16, 4), (128, 32, 8), (256, 16, 8), (32, 64, 4),
+                       (256, 8, 4)]:
         for split in (1, 2, 4, 8, 16):
-            configs.append(triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split},
+            configs.append(triton.Config({"BLOCK_N": bn, "BLOCK_KW": bkw, "SPLIT_K": split},
                                          num_stages=3, num_warps=w))
     return configs
 
@@ -124,4 +235,5 @@ def _gemv_configs() -> list[triton.Config]:
 _KEY = ["M_KEY", "N", "K", "BITS"]
 qgemm_direct = Kernel(_qgemm, _gemm_configs(split=False), key=_KEY)
 qgemm_split = Kernel(_qgemm, _gemm_configs(split=True), key=_KEY, reset_to_zero=["Out"])
-qgemv = Kernel(_qgemv, _gemv_configs(), key=_KEY, reset_to_zero=["Out"])
+qgemv = Kernel(_qgemv, _gemv_configs(), key=_KEY, reset_to_zero=["Out"],
+               heuristics={"EVEN_K": _gemv_even_k, "EVEN_N": _gemv_even_n})
