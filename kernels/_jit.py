@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 import triton
+import triton.testing
 from triton.runtime.interpreter import InterpretedFunction
 from triton.runtime.jit import JITFunction
 
@@ -66,9 +67,11 @@ class Kernel:
 
     def __init__(self, fn: Callable, configs: Sequence[triton.Config] | None = None,
                  key: Sequence[str] = (), reset_to_zero: Sequence[str] | None = None,
-                 heuristics: dict[str, Callable[[dict], Any]] | None = None) -> None:
+                 heuristics: dict[str, Callable[[dict], Any]] | None = None,
+                 prune: Callable[[list, dict], list] | None = None) -> None:
         """`heuristics` maps constexpr names to functions of the named arguments and the
-        chosen config (e.g. whether every block is full), as `triton.heuristics`."""
+        chosen config (e.g. whether every block is full), as `triton.heuristics`; `prune(configs,
+        args)` drops configs that cannot suit a problem before autotuning times them."""
         self.fn = fn
         self.heuristics = heuristics
         self.compiled = JITFunction(fn)
@@ -79,8 +82,13 @@ class Kernel:
             inner = self.compiled
             if heuristics:
                 inner = triton.heuristics(heuristics)(inner)
+            pruning = None
+            if prune is not None:
+                pruning = {"early_config_prune":
+                           lambda configs, named, **kw: prune(configs, {**named, **kw})}
             self.autotuned = triton.autotune(configs=self.configs, key=list(key),
-                                             reset_to_zero=list(reset_to_zero or []))(inner)
+                                             reset_to_zero=list(reset_to_zero or []),
+                                             prune_configs_by=pruning, do_bench=_quick_bench)(inner)
 
     def launch(self, grid: Callable[[dict], tuple[int, ...]], *args: Any,
                config: dict[str, Any] | None = None, device: torch.device | None = None,
@@ -103,6 +111,11 @@ class Kernel:
         """Config plus the heuristic constexprs for it."""
         named = {**kwargs, **config}
         return {**config, **{name: f(named) for name, f in (self.heuristics or {}).items()}}
+
+
+def _quick_bench(fn: Callable[[], Any], quantiles: Any = None) -> Any:
+    """Autotuning timer: short runs, so tuning dozens of configs per shape stays in seconds."""
+    return triton.testing.do_bench(fn, warmup=5, rep=25, quantiles=quantiles)
 
 
 def _smallest(configs: Sequence[triton.Config]) -> dict[str, Any]:

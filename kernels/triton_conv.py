@@ -11,7 +11,7 @@ import triton.language as tl
 
 from kernels._jit import Kernel
 from kernels.triton_common import decode_codes, load_codes, shift_add, store_tile
-from kernels.triton_linear import _KEY, _gemm_configs
+from kernels.triton_linear import _KEY, _gemm_configs, prune_gemm
 
 
 def _qconv2d(X, Wq, Bias, Out, H, W, OH, OW, M, N, K,
@@ -72,5 +72,6 @@ def _qconv2d(X, Wq, Bias, Out, H, W, OH, OW, M, N, K,
     store_tile(Out, offsets, mask, acc, scale, Bias, rn, N, pid_k == 0, HAS_BIAS, ATOMIC)
 
 
-qconv2d_direct = Kernel(_qconv2d, _gemm_configs(split=False), key=_KEY)
-qconv2d_split = Kernel(_qconv2d, _gemm_configs(split=True), key=_KEY, reset_to_zero=["Out"])
+qconv2d_direct = Kernel(_qconv2d, _gemm_configs(split=False), key=_KEY, prune=prune_gemm)
+qconv2d_split = Kernel(_qconv2d, _gemm_configs(split=True), key=_KEY, reset_to_zero=["Out"],
+                       prune=prune_gemm)

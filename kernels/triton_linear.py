@@ -232,8 +232,26 @@ def _gemv_configs() -> list[triton.Config]:
     return configs
 
 
+def prune_gemm(configs: list[triton.Config], args: dict) -> list[triton.Config]:
+    """Drop tiles much taller than M and splits that leave a split less than one K-block."""
+    m_cap = max(16, int(args["M_KEY"]))
+    kept = [c for c in configs
+            if c.kwargs["BLOCK_M"] <= max(m_cap, 64 if c.kwargs["SPLIT_K"] == 1 else 16)
+            and c.kwargs["SPLIT_K"] * c.kwargs["BLOCK_K"] <= max(int(args["K"]), c.kwargs["BLOCK_K"])]
+    return kept or configs[:1]
+
+
+def prune_gemv(configs: list[triton.Config], args: dict) -> list[triton.Config]:
+    codes_per_row = 32 // int(args["W0"])
+    kept = [c for c in configs
+            if c.kwargs["SPLIT_K"] * c.kwargs["BLOCK_KW"] * codes_per_row
+            <= max(int(args["K"]), c.kwargs["BLOCK_KW"] * codes_per_row)]
+    return kept or configs[:1]
+
+
 _KEY = ["M_KEY", "N", "K", "BITS"]
-qgemm_direct = Kernel(_qgemm, _gemm_configs(split=False), key=_KEY)
-qgemm_split = Kernel(_qgemm, _gemm_configs(split=True), key=_KEY, reset_to_zero=["Out"])
+qgemm_direct = Kernel(_qgemm, _gemm_configs(split=False), key=_KEY, prune=prune_gemm)
+qgemm_split = Kernel(_qgemm, _gemm_configs(split=True), key=_KEY, reset_to_zero=["Out"],
+                     prune=prune_gemm)
 qgemv = Kernel(_qgemv, _gemv_configs(), key=_KEY, reset_to_zero=["Out"],
-               heuristics={"EVEN_K": _gemv_even_k, "EVEN_N": _gemv_even_n})
+               heuristics={"EVEN_K": _gemv_even_k, "EVEN_N": _gemv_even_n}, prune=prune_gemv)

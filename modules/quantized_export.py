@@ -45,7 +45,7 @@ class InqParameter:
 @dataclass
 class LayerSize:
     name: str
-    kind: str  # "quantized" or "float"
+    kind: str  # "quantized", or the stored dtype ("float32", "float16", "int64", ...)
     bits: int | None
     numel: int
     stored_bytes: int
@@ -125,7 +125,7 @@ def export_model(model: nn.Module, path: str | Path, *, architecture: dict[str, 
             stored = stored.to(FLOAT_DTYPES[float_dtype])
         tensors[name] = stored.contiguous()
         header.floats[name] = sha256(tensor_bytes(stored))
-        sizes.append(LayerSize(name, "float", None, stored.numel(),
+        sizes.append(LayerSize(name, str(stored.dtype).removeprefix("torch."), None, stored.numel(),
                                stored.numel() * stored.element_size(), _fp32_bytes(tensor)))
     file_bytes = write_export(path, tensors, header)
     return ExportReport(Path(path), file_bytes, header.fp32_bytes, sizes,
