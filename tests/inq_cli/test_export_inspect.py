@@ -1,0 +1,187 @@
+"""`inq export`, `inq inspect` and bad export files: one line naming the file, exit code 2."""
+from __future__ import annotations
+
+import json
+import re
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from inq_cli.app import main
+
+
+def run_main(argv: list[str]) -> int:
+    """The console entry point in-process; its exit code."""
+    try:
+        main(argv)
+    except SystemExit as exit_info:
+        return int(exit_info.code or 0)
+    return 0
+from modules.quantized import load_quantized
+from modules.quantized_export import export_model
+from modules.quantized_format import QuantizedFormatError
+from tests.modules.inq_nets import add_inq_state, trained_tiny
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "inq_cli.app", *args], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def export_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("exp") / "tiny.inq.safetensors"
+    export_model(trained_tiny(5), path)
+    return path
+
+
+def _rewrite(src: Path, dst: Path, edit_meta=None, edit_header=None) -> Path:
+    """Copy an export with edited metadata (tensors and checksums unchanged)."""
+    with safe_open(str(src), framework="pt") as fh:
+        meta = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    if edit_header:
+        header = json.loads(meta["inq_header"])
+        edit_header(header)
+        meta["inq_header"] = json.dumps(header)
+    if edit_meta:
+        edit_meta(meta)
+    save_file(tensors, str(dst), metadata=meta)
+    return dst
+
+
+def _flip_last_data_byte(src: Path, dst: Path) -> Path:
+    data = bytearray(src.read_bytes())
+    data[-1] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def _bad_files(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
+    truncated = tmp / "truncated.inq.safetensors"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    pickled = tmp / "pickle.inq.safetensors"
+    torch.save({"w": torch.ones(2)}, pickled)
+
+    def wrong_shape(h):
+        h["quantized"]["head.0.weight"]["shape"] = [12, 17]
+
+    return {
+        "truncated": (truncated, "truncated"),
+        "tampered": (_flip_last_data_byte(good, tmp / "tampered.inq.safetensors"),
+                     "checksum mismatch"),
+        "magic": (_rewrite(good, tmp / "magic.inq.safetensors",
+                           edit_meta=lambda m: m.update(inq_magic="something-else")),
+                  "not an inq quantized model"),
+        "version": (_rewrite(good, tmp / "version.inq.safetensors",
+                             edit_meta=lambda m: m.update(inq_format_version="7")),
+                    "unsupported format version '7'"),
+        "shape": (_rewrite(good, tmp / "shape.inq.safetensors", edit_header=wrong_shape),
+                  "layer head.0.weight: 144 bytes of codes, shape [12, 17] at 5 bits needs 192"),
+        "pickle": (pickled, "not a safetensors file"),
+        "missing": (tmp / "nope.inq.safetensors", "no such file"),
+    }
+
+
+@pytest.mark.slow
+def test_bad_files_one_line_exit_2(export_file: Path, tmp_path: Path) -> None:
+    for case, (path, problem) in _bad_files(export_file, tmp_path).items():
+        result = run_cli("inspect", str(path))
+        assert result.returncode == 2, (case, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), (case, result.stderr)
+        assert problem in lines[0], (case, lines[0])
+        assert "Traceback" not in result.stderr
+
+
+def test_load_quantized_raises_on_bad_files(export_file: Path, tmp_path: Path) -> None:
+    for case, (path, problem) in _bad_files(export_file, tmp_path).items():
+        with pytest.raises(QuantizedFormatError, match=re.escape(problem)):
+            load_quantized(path, network=trained_tiny(5))
+
+
+def test_invalid_code_values_are_rejected(export_file: Path, tmp_path: Path) -> None:
+    """Codes rewritten to an index above 2^(b-2), checksum updated: still refused."""
+    from modules.quantized_format import sha256, tensor_bytes
+
+    with safe_open(str(export_file), framework="pt") as fh:
+        meta = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    data = tensors["head.0.weight.inq_codes"].clone()
+    data[:4] = 0xFF  # v = 15 > m = 8 for 5-bit codes
+    tensors["head.0.weight.inq_codes"] = data
+    header = json.loads(meta["inq_header"])
+    header["quantized"]["head.0.weight"]["sha256"] = sha256(tensor_bytes(data))
+    meta["inq_header"] = json.dumps(header)
+    bad = tmp_path / "codes.inq.safetensors"
+    save_file(tensors, str(bad), metadata=meta)
+    with pytest.raises(QuantizedFormatError, match="codes outside the 5-bit code set"):
+        load_quantized(bad, network=trained_tiny(5))
+
+
+def test_inspect_prints_table_and_writes_histogram(export_file: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    png = tmp_path / "codes.png"
+    assert run_main(["inspect", str(export_file), "--histogram", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "head.0.weight" in out and "zero fraction" in out and "reduction" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def stub_loader(monkeypatch: pytest.MonkeyPatch):
+    """Stands in for modules.loading until the run loader is merged."""
+    nets = {}
+
+    def load_model(checkpoint):
+        return nets[str(checkpoint)]
+
+    stub = types.ModuleType("modules.loading")
+    stub.load_model = load_model
+    monkeypatch.setitem(sys.modules, "modules.loading", stub)
+    return nets
+
+
+def test_export_cli_prints_sizes_and_refuses_partial(stub_loader, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    ckpt = tmp_path / "run.ckpt"
+    ckpt.write_bytes(b"checkpoint")
+    net = trained_tiny(4)
+    stub_loader[str(ckpt)] = net
+    out = tmp_path / "model.inq.safetensors"
+    assert run_main(["export", str(ckpt), "-o", str(out), "--float-dtype", "float16", "--zstd"]) == 0
+    printed = capsys.readouterr().out
+    assert "4-bit codes" in printed and "reduction" in printed and "bits per weight" in printed
+    loaded = load_quantized(out, network=type(net)())
+    x = torch.randn(2, 3, 9, 11)
+    torch.testing.assert_close(loaded(x), net(x), rtol=5e-3, atol=5e-3)
+
+    add_inq_state(net.head[2], "bias", 4, frozen=0.5)
+    partial = tmp_path / "partial.inq.safetensors"
+    assert run_main(["export", str(ckpt), "-o", str(partial)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {ckpt}: 1 of ") and "--allow-partial" in err[0]
+    assert not partial.exists()
+    assert run_main(["export", str(ckpt), "-o", str(partial), "--allow-partial"]) == 0
+    assert "kept in float" in capsys.readouterr().out
+
+
+def test_export_cli_bad_arguments(stub_loader, tmp_path: Path, capsys) -> None:
+    assert run_main(["export", str(tmp_path / "none.ckpt"), "-o", str(tmp_path / "x")]) == 2
+    assert "no such checkpoint file" in capsys.readouterr().err
+    ckpt = tmp_path / "run.ckpt"
+    ckpt.write_bytes(b"c")
+    stub_loader[str(ckpt)] = trained_tiny(4)
+    assert run_main(["export", str(ckpt), "-o", str(tmp_path / "x"),
+                       "--float-dtype", "bfloat16"]) == 2
+    assert "--float-dtype" in capsys.readouterr().err
