@@ -53,6 +53,13 @@ def compile_kernel(kernel: Kernel, types: dict[str, str], constexprs: dict[str, 
                           options={"num_warps": num_warps, "num_stages": num_stages})
 
 
+def _precision(act: str, decode_dtype: object) -> str:
+    """What kernels.ops passes with torch's default allow_tf32 = False."""
+    import torch
+
+    return "ieee" if act == "fp32" and decode_dtype == torch.float32 else "tf32"
+
+
 def _weight_consts(bits: int) -> dict[str, Any]:
     widths = slice_widths(bits) + (0,) * (3 - len(slice_widths(bits)))
     return {"BITS": bits, "W0": widths[0], "W1": widths[1], "W2": widths[2]}
@@ -85,7 +92,7 @@ def check_linear(kind: str, bits: int, act: str, config: triton.Config, shift_ad
         kernel = triton_linear.qgemm_direct if kind == "gemm" else triton_linear.qgemm_split
         plan = decode_plan(dtype, bits, 0)
         consts.update(DEC=_DEC[act] if plan.decode_dtype == dtype else 2,
-                      EOFF=plan.exponent_offset, PRECISION="tf32")
+                      EOFF=plan.exponent_offset, PRECISION=_precision(act, plan.decode_dtype))
     compiled = compile_kernel(kernel, types, consts, config.num_warps, config.num_stages,
                               divisible=("X", "Wq", "Bias", "Out", "N", "K", "stride_xm",
                                          "stride_om"), runtime={"N": n, "K": k})
@@ -106,7 +113,8 @@ def check_conv(split: bool, bits: int, act: str, config: triton.Config,
              "Out": "*fp32" if split else _FLOAT[act], "scale": "fp32"}
     consts = {**_weight_consts(bits), "KH": 3, "KW": 3, "HAS_BIAS": True, "SHIFT_ADD": shift_add,
               "ATOMIC": split, "DEC": _DEC[act] if plan.decode_dtype == dtype else 2,
-              "EOFF": plan.exponent_offset, "PRECISION": "tf32", **config.kwargs}
+              "EOFF": plan.exponent_offset, "PRECISION": _precision(act, plan.decode_dtype),
+              **config.kwargs}
     kernel = triton_conv.qconv2d_split if split else triton_conv.qconv2d_direct
     compiled = compile_kernel(kernel, types, consts, config.num_warps, config.num_stages,
                               divisible=("X", "Wq", "Bias", "Out"))

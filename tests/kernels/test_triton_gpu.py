@@ -38,14 +38,27 @@ def _expected(x, packed, bias):
     return reference.linear(x.float(), packed, bias)
 
 
+# Fixed tiles keep compile time down (autotuning compiles every config); one test autotunes.
+FIXED = {"gemv": {"BLOCK_N": 64, "BLOCK_KW": 16, "SPLIT_K": 4},
+         "gemm_split": {"BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128, "SPLIT_K": 4, "GROUP_M": 1},
+         "gemm": {"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64, "SPLIT_K": 1, "GROUP_M": 8}}
+M_OF = {"gemv": 1, "gemm_split": 16, "gemm": 200}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8, 9])
 @pytest.mark.parametrize("kernel", ["gemv", "gemm_split", "gemm"])
-def test_linear_autotuned(kernel: str, bits: int, dtype: torch.dtype) -> None:
-    m = {"gemv": 1, "gemm_split": 16, "gemm": 200}[kernel]
-    x, packed, bias = _case(bits, m=m, n=1000, k=1536, dtype=dtype)
-    got = ops.quant_linear(x, packed, bias, kernel=kernel)
+def test_linear_every_bit_width(kernel: str, bits: int, dtype: torch.dtype) -> None:
+    x, packed, bias = _case(bits, m=M_OF[kernel], n=1000, k=1536, dtype=dtype)
+    got = ops.quant_linear(x, packed, bias, kernel=kernel, config=FIXED[kernel])
     torch.testing.assert_close(got.float(), _expected(x, packed, bias), **TOL[dtype])
+
+
+@pytest.mark.parametrize("kernel", ["gemv", "gemm_split", "gemm"])
+def test_linear_autotuned(kernel: str) -> None:
+    x, packed, bias = _case(4, m=M_OF[kernel], n=4096, k=4096, dtype=torch.bfloat16)
+    got = ops.quant_linear(x, packed, bias, kernel=kernel)
+    torch.testing.assert_close(got.float(), _expected(x, packed, bias), **TOL[torch.bfloat16])
 
 
 @pytest.mark.parametrize("m,n,k", [(1, 37, 75), (5, 129, 1000), (17, 250, 333), (300, 77, 96)])
@@ -53,7 +66,7 @@ def test_linear_autotuned(kernel: str, bits: int, dtype: torch.dtype) -> None:
 def test_linear_odd_shapes(m: int, n: int, k: int, dtype: torch.dtype) -> None:
     x, packed, bias = _case(5, m, n, k, dtype, seed=m)
     for kernel in ("gemv", "gemm_split", "gemm"):
-        got = ops.quant_linear(x, packed, bias, kernel=kernel)
+        got = ops.quant_linear(x, packed, bias, kernel=kernel, config=FIXED[kernel])
         torch.testing.assert_close(got.float(), _expected(x, packed, bias), **TOL[dtype])
 
 
@@ -61,7 +74,7 @@ def test_linear_odd_shapes(m: int, n: int, k: int, dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("bits", [2, 4, 5])
 def test_shift_add_matches_dot(kernel: str, bits: int) -> None:
     x, packed, bias = _case(bits, m=3, n=200, k=300, dtype=torch.float32)
-    dot = ops.quant_linear(x, packed, bias, kernel=kernel)
+    dot = ops.quant_linear(x, packed, bias, kernel=kernel, config=FIXED[kernel])
     shifted = ops.quant_linear(x, packed, bias, kernel=kernel, shift_add=True)
     torch.testing.assert_close(shifted, dot, rtol=1e-5, atol=1e-5)
 
@@ -77,7 +90,7 @@ def test_conv2d(dtype: torch.dtype, kernel: str, channels_last: bool) -> None:
         x = x.contiguous(memory_format=torch.channels_last)
     bias = torch.randn(96).cuda()
     for geometry in (dict(padding=1), dict(stride=2, padding=(1, 0), dilation=(1, 2))):
-        got = ops.quant_conv2d(x, packed, bias, kernel=kernel, **geometry)
+        got = ops.quant_conv2d(x, packed, bias, kernel=kernel, config=FIXED[kernel], **geometry)
         expected = reference.conv2d(x.float(), packed, bias, **geometry)
         torch.testing.assert_close(got.float(), expected, **TOL[dtype])
 
