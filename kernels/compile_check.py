@@ -24,7 +24,6 @@ from kernels.packing import slice_widths
 
 H100_SHARED_BYTES = 232448  # per-block shared memory limit of sm_90
 _FLOAT = {"fp16": "*fp16", "bf16": "*bf16", "fp32": "*fp32"}
-_DEC = {"fp16": 0, "bf16": 1, "fp32": 2}
 
 
 @dataclass
@@ -53,11 +52,17 @@ def compile_kernel(kernel: Kernel, types: dict[str, str], constexprs: dict[str, 
                           options={"num_warps": num_warps, "num_stages": num_stages})
 
 
-def _precision(act: str, decode_dtype: object) -> str:
+def _precision(act: str, dot_dtype: object) -> str:
     """What kernels.ops passes with torch's default allow_tf32 = False."""
     import torch
 
-    return "ieee" if act == "fp32" and decode_dtype == torch.float32 else "tf32"
+    return "ieee" if act == "fp32" and dot_dtype == torch.float32 else "tf32"
+
+
+def _dec(dtype: object) -> int:
+    import torch
+
+    return {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2}[dtype]
 
 
 def _weight_consts(bits: int) -> dict[str, Any]:
@@ -91,8 +96,8 @@ def check_linear(kind: str, bits: int, act: str, config: triton.Config, shift_ad
     else:
         kernel = triton_linear.qgemm_direct if kind == "gemm" else triton_linear.qgemm_split
         plan = decode_plan(dtype, bits, 0)
-        consts.update(DEC=_DEC[act] if plan.decode_dtype == dtype else 2,
-                      EOFF=plan.exponent_offset, PRECISION=_precision(act, plan.decode_dtype))
+        consts.update(DEC=_dec(plan.decode_dtype), EOFF=plan.exponent_offset,
+                      DOT=_dec(plan.dot_dtype), PRECISION=_precision(act, plan.dot_dtype))
     compiled = compile_kernel(kernel, types, consts, config.num_warps, config.num_stages,
                               divisible=("X", "Wq", "Bias", "Out", "N", "K", "stride_xm",
                                          "stride_om"), runtime={"N": n, "K": k})
@@ -112,8 +117,8 @@ def check_conv(split: bool, bits: int, act: str, config: triton.Config,
     types = {"X": _FLOAT[act], "Wq": "*i32", "Bias": _FLOAT[act],
              "Out": "*fp32" if split else _FLOAT[act], "scale": "fp32"}
     consts = {**_weight_consts(bits), "KH": 3, "KW": 3, "HAS_BIAS": True, "SHIFT_ADD": shift_add,
-              "ATOMIC": split, "DEC": _DEC[act] if plan.decode_dtype == dtype else 2,
-              "EOFF": plan.exponent_offset, "PRECISION": _precision(act, plan.decode_dtype),
+              "ATOMIC": split, "DEC": _dec(plan.decode_dtype), "EOFF": plan.exponent_offset,
+              "DOT": _dec(plan.dot_dtype), "PRECISION": _precision(act, plan.dot_dtype),
               **config.kwargs}
     kernel = triton_conv.qconv2d_split if split else triton_conv.qconv2d_direct
     compiled = compile_kernel(kernel, types, consts, config.num_warps, config.num_stages,
@@ -151,6 +156,7 @@ def representative() -> list[tuple[str, tuple]]:
         ("linear", ("gemm", 4, "bf16", direct[0])),
         ("linear", ("gemm", 5, "fp16", direct[1])),
         ("linear", ("gemm", 6, "fp32", direct[2])),
+        ("linear", ("gemm", 8, "bf16", direct[0])),
         ("linear", ("gemm_split", 5, "fp32", _shift_add_config(), True)),
         ("conv", (False, 4, "bf16", triton_conv.qconv2d_direct.configs[0])),
         ("conv", (True, 5, "fp16", triton_conv.qconv2d_split.configs[0])),

@@ -5,13 +5,14 @@ exponent field v + E, and to 0 when v = 0. That float is 2^(v + E - bias); the t
 2^(n2 + v - 1), so the product needs one power-of-two factor 2^(n2 - 1 - E + bias), applied
 once to the fp32 accumulator in the epilogue (exact: scaling by a power of two).
 
-- fp16 activations, b <= 6 (m <= 16 magnitudes): decode to fp16 with E = 0, so a code's bits
-  are just (s << 15) | (v << 10) and v = 0 is already 0.0; decoded weights lie in 2^-14..2^1,
-  fp16 normals, whatever n1 is (this is the per-layer scale that keeps fp16 in range).
-- fp16 activations, b >= 7 (more exponents than fp16 normals hold): decode to fp32 and feed the
-  dot in tf32, exact for fp16 activations (tf32 keeps fp16's 11 significant bits).
-- bf16 / fp32 activations: decode to the same type with E = 127 - m (largest weight 2^0), or
-  E = 0 for b = 9 (m = 128 needs fields 1..128); v = 0 is masked to 0.
+- b <= 6 (m <= 16 magnitudes), any activations: decode to fp16 with E = 0, so a code's bits
+  are just (s << 15) | (v << 10) and v = 0 is already 0.0 (no select); decoded weights lie in
+  2^-14..2^1, fp16 normals whatever n1 is (the per-layer scale keeps fp16 in range). They are
+  then converted exactly to the activations' type for the dot (one cvt, cheaper than a select).
+- b >= 7 (more exponents than fp16 normals hold): fp16 activations decode to fp32 and feed the
+  dot in tf32, exact for fp16 activations (tf32 keeps fp16's 11 significant bits); bf16 / fp32
+  activations decode to their own type with E = 127 - m (largest weight 2^0), or E = 0 for
+  b = 9 (m = 128 needs fields 1..128); v = 0 is masked to 0.
 
 Products of powers of two with fp16/bf16/tf32 values are exact on tensor cores, so the decode
 plus `tl.dot` path computes the same products as the float network.
@@ -37,9 +38,10 @@ _INT_OF_WIDTH = {16: torch.int16, 32: torch.int32}
 class DecodePlan:
     """What a kernel decodes to for one (activation dtype, bits, n1)."""
 
-    decode_dtype: torch.dtype  # float type the codes become before the dot
+    decode_dtype: torch.dtype  # float type the codes become
     exponent_offset: int  # E: exponent field = v + E
-    scale_exponent: int  # epilogue factor 2^scale_exponent; activations are cast to decode_dtype
+    scale_exponent: int  # epilogue factor 2^scale_exponent
+    dot_dtype: torch.dtype  # both dot operands are cast to this type
 
     @property
     def scale(self) -> float:
@@ -51,15 +53,15 @@ def decode_plan(activation_dtype: torch.dtype, bits: int, n1: int) -> DecodePlan
     if activation_dtype not in FLOAT_FORMATS:
         raise ValueError(f"activations must be float16, bfloat16 or float32, got {activation_dtype}")
     m = magnitude_count(bits)
-    if activation_dtype == torch.float16 and m <= 16:
-        decode_dtype, offset = torch.float16, 0
+    if m <= 16:
+        decode_dtype, offset, dot_dtype = torch.float16, 0, activation_dtype
     elif activation_dtype == torch.bfloat16:
-        decode_dtype, offset = torch.bfloat16, max(0, 127 - m)
+        decode_dtype, offset, dot_dtype = torch.bfloat16, max(0, 127 - m), torch.bfloat16
     else:
-        decode_dtype, offset = torch.float32, max(0, 127 - m)
+        decode_dtype, offset, dot_dtype = torch.float32, max(0, 127 - m), torch.float32
     bias = FLOAT_FORMATS[decode_dtype][0]
     scale_exponent = lowest_exponent(bits, n1) - 1 - offset + bias
-    return DecodePlan(decode_dtype, offset, scale_exponent)
+    return DecodePlan(decode_dtype, offset, scale_exponent, dot_dtype)
 
 
 def code_float_bits(codes: torch.Tensor, bits: int, plan: DecodePlan) -> torch.Tensor:

@@ -50,9 +50,9 @@ def _m_bucket(m: int) -> int:
     return 1 << max(0, (m - 1).bit_length())
 
 
-def _fp32_precision(x_dtype: torch.dtype, decode_dtype: torch.dtype) -> str:
+def _fp32_precision(x_dtype: torch.dtype, dot_dtype: torch.dtype) -> str:
     """tf32 is exact for fp16 activations; for fp32 ones follow torch's allow_tf32 switch."""
-    if decode_dtype != torch.float32 or x_dtype == torch.float16:
+    if dot_dtype != torch.float32 or x_dtype == torch.float16:
         return "tf32"
     return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
 
@@ -117,7 +117,8 @@ def quant_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | Non
             lambda meta: (triton_cdiv(m, meta["BLOCK_M"]) * triton_cdiv(n, meta["BLOCK_N"]),
                           meta["SPLIT_K"]),
             x2, words, bias_arg, out, scale=scale, DEC=_DEC[plan.decode_dtype],
-            EOFF=plan.exponent_offset, PRECISION=_fp32_precision(x.dtype, plan.decode_dtype),
+            EOFF=plan.exponent_offset, DOT=_DEC[plan.dot_dtype],
+            PRECISION=_fp32_precision(x.dtype, plan.dot_dtype),
             config=config, device=x.device, **common)
     return out.to(x.dtype).reshape(*lead, n)
 
@@ -170,9 +171,9 @@ def quant_conv2d(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | Non
         sob=out.stride(0), soc=out.stride(1), soh=out.stride(2), sow=out.stride(3),
         stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw, dil_h=dh, dil_w=dw,
         scale=1.0 if shift_add else plan.scale, n2=packed.n2, M_KEY=_m_bucket(m), KH=kh, KW=kw,
-        DEC=_DEC[plan.decode_dtype], EOFF=plan.exponent_offset, HAS_BIAS=has_bias,
-        SHIFT_ADD=shift_add, ATOMIC=atomic,
-        PRECISION=_fp32_precision(x.dtype, plan.decode_dtype), config=config, device=x.device,
+        DEC=_DEC[plan.decode_dtype], EOFF=plan.exponent_offset, DOT=_DEC[plan.dot_dtype],
+        HAS_BIAS=has_bias, SHIFT_ADD=shift_add, ATOMIC=atomic,
+        PRECISION=_fp32_precision(x.dtype, plan.dot_dtype), config=config, device=x.device,
         **_weight_args(packed))
     return out.to(x.dtype)
 

@@ -69,6 +69,18 @@ def decode_codes(codes, BITS: tl.constexpr, DEC: tl.constexpr, EOFF: tl.constexp
 
 
 @device_function
+def to_dot_type(x, DOT: tl.constexpr):
+    """Cast a dot operand to fp16 (0), bf16 (1) or fp32 (2); exact for decoded weights."""
+    if DOT == 0:
+        out = x.to(tl.float16)
+    elif DOT == 1:
+        out = x.to(tl.bfloat16)
+    else:
+        out = x.to(tl.float32)
+    return out
+
+
+@device_function
 def shift_add(x, codes, BITS: tl.constexpr, n2):
     """x * 2^k without a multiply: add k to x's fp32 exponent field, flip the sign bit.
 

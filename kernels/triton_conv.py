@@ -10,7 +10,8 @@ from __future__ import annotations
 import triton.language as tl
 
 from kernels._jit import Kernel
-from kernels.triton_common import decode_codes, load_codes, shift_add, store_tile
+from kernels.triton_common import (decode_codes, load_codes, shift_add, store_tile,
+                                   to_dot_type)
 from kernels.triton_linear import _KEY, _gemm_configs, prune_gemm
 
 
@@ -19,8 +20,8 @@ def _qconv2d(X, Wq, Bias, Out, H, W, OH, OW, M, N, K,
              stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, ROW1, ROW2, scale, n2, M_KEY,
              KH: tl.constexpr, KW: tl.constexpr, BITS: tl.constexpr, W0: tl.constexpr,
              W1: tl.constexpr, W2: tl.constexpr, DEC: tl.constexpr, EOFF: tl.constexpr,
-             HAS_BIAS: tl.constexpr, SHIFT_ADD: tl.constexpr, ATOMIC: tl.constexpr,
-             PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+             DOT: tl.constexpr, HAS_BIAS: tl.constexpr, SHIFT_ADD: tl.constexpr,
+             ATOMIC: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
              BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr):
     pid = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -63,8 +64,8 @@ def _qconv2d(X, Wq, Bias, Out, H, W, OH, OW, M, N, K,
         if SHIFT_ADD:
             acc += tl.sum(shift_add(a[:, :, None], codes[None, :, :], BITS, n2), axis=1)
         else:
-            w = decode_codes(codes, BITS, DEC, EOFF)
-            acc = tl.dot(a.to(w.dtype), w, acc, input_precision=PRECISION)
+            w = to_dot_type(decode_codes(codes, BITS, DEC, EOFF), DOT)
+            acc = tl.dot(to_dot_type(a, DOT), w, acc, input_precision=PRECISION)
 
     out_row = batch * sob + oh * soh + ow * sow
     offsets = out_row[:, None] + rn[None, :] * soc

@@ -14,13 +14,15 @@ import triton
 import triton.language as tl
 
 from kernels._jit import Kernel, device_function
-from kernels.triton_common import decode_codes, load_codes, shift_add, store_tile
+from kernels.triton_common import (decode_codes, load_codes, shift_add, store_tile,
+                                   to_dot_type)
 
 
 def _qgemm(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on, ROW1, ROW2,
            scale, n2, M_KEY, BITS: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
-           W2: tl.constexpr, DEC: tl.constexpr, EOFF: tl.constexpr, HAS_BIAS: tl.constexpr,
-           SHIFT_ADD: tl.constexpr, ATOMIC: tl.constexpr, PRECISION: tl.constexpr,
+           W2: tl.constexpr, DEC: tl.constexpr, EOFF: tl.constexpr, DOT: tl.constexpr,
+           HAS_BIAS: tl.constexpr, SHIFT_ADD: tl.constexpr, ATOMIC: tl.constexpr,
+           PRECISION: tl.constexpr,
            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
            SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr):
     pid = tl.program_id(0)
@@ -49,8 +51,8 @@ def _qgemm(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on
         if SHIFT_ADD:
             acc += tl.sum(shift_add(a[:, :, None], codes[None, :, :], BITS, n2), axis=1)
         else:
-            w = decode_codes(codes, BITS, DEC, EOFF)
-            acc = tl.dot(a.to(w.dtype), w, acc, input_precision=PRECISION)
+            w = to_dot_type(decode_codes(codes, BITS, DEC, EOFF), DOT)
+            acc = tl.dot(to_dot_type(a, DOT), w, acc, input_precision=PRECISION)
 
     offsets = rm[:, None] * stride_om + rn[None, :] * stride_on
     mask = (rm[:, None] < M) & (rn[None, :] < N)

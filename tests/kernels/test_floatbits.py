@@ -33,11 +33,21 @@ def test_decoded_bits_times_scale_are_exact(dtype: torch.dtype, bits: int, n1: i
     assert torch.equal(finite.double() * 2.0 ** plan.scale_exponent, exact)
 
 
-def test_fp16_uses_fp16_up_to_six_bits_then_fp32() -> None:
-    assert decode_plan(torch.float16, 6, 0).decode_dtype == torch.float16
-    assert decode_plan(torch.float16, 6, 0).exponent_offset == 0
+def test_fp16_codes_up_to_six_bits_then_wider_types() -> None:
+    for act in DTYPES:
+        plan = decode_plan(act, 6, 0)
+        assert (plan.decode_dtype, plan.exponent_offset, plan.dot_dtype) == (torch.float16, 0, act)
     assert decode_plan(torch.float16, 7, 0).decode_dtype == torch.float32
+    assert decode_plan(torch.float16, 7, 0).dot_dtype == torch.float32
     assert decode_plan(torch.bfloat16, 9, 0).decode_dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bits", range(2, 10))
+def test_decoded_weights_convert_exactly_to_the_dot_type(dtype: torch.dtype, bits: int) -> None:
+    plan = decode_plan(dtype, bits, -3)
+    decoded = decode_scaled(all_codes(bits), bits, plan)
+    assert torch.equal(decoded.to(plan.dot_dtype).double(), decoded.double())
 
 
 @pytest.mark.parametrize("bits", [2, 4, 5, 9])
