@@ -69,6 +69,29 @@ def decode_codes(codes, BITS: tl.constexpr, DEC: tl.constexpr, EOFF: tl.constexp
 
 
 @device_function
+def swar_pair_tile(words, j, BITS: tl.constexpr, W0: tl.constexpr, DOT: tl.constexpr):
+    """b in {2, 4}, one slice: codes j and j + J/2 of words [BKW, BN] decoded together as two
+    fp16 patterns per int32 (E = 0), cast to the dot type and stacked as [2 * BKW, BN] in the
+    k order of `swar_pair_k` (row 2*kw + h holds code j + h*J/2 of word row kw)."""
+    VMASK: tl.constexpr = ((1 << (BITS - 1)) - 1) * 65537
+    SMASK: tl.constexpr = (1 << (BITS - 1)) * 65537
+    pair = words >> (j * W0)
+    raw = ((pair & VMASK) << 10) | ((pair & SMASK) << (16 - BITS))
+    low = to_dot_type(raw.to(tl.int16).to(tl.float16, bitcast=True), DOT)
+    high = to_dot_type((raw >> 16).to(tl.int16).to(tl.float16, bitcast=True), DOT)
+    both = tl.permute(tl.join(low, high), (0, 2, 1))  # [BKW, 2, BN]
+    return tl.reshape(both, (2 * words.shape[0], words.shape[1]))
+
+
+@device_function
+def swar_pair_k(kw, j, J: tl.constexpr):
+    """The k of each row of `swar_pair_tile`: J*kw + j + h*J/2 for h in {0, 1}."""
+    h = tl.arange(0, 2)
+    k = kw[:, None] * J + j + (J // 2) * h[None, :]
+    return tl.reshape(k, (2 * kw.shape[0],))
+
+
+@device_function
 def to_dot_type(x, DOT: tl.constexpr):
     """Cast a dot operand to fp16 (0), bf16 (1) or fp32 (2); exact for decoded weights."""
     if DOT == 0:

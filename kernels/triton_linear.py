@@ -15,7 +15,7 @@ import triton.language as tl
 
 from kernels._jit import Kernel, device_function
 from kernels.triton_common import (decode_codes, load_codes, shift_add, store_tile,
-                                   to_dot_type)
+                                   swar_pair_k, swar_pair_tile, to_dot_type)
 
 
 def _qgemm(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on, ROW1, ROW2,
@@ -42,17 +42,33 @@ def _qgemm(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on
     k_end = tl.minimum(k_start + k_per_split, K)
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, dtype=tl.float32)
-    for k0 in range(k_start, k_end, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(X + rm[:, None] * stride_xm + rk[None, :] * stride_xk,
-                    mask=(rm[:, None] < M) & (rk[None, :] < k_end), other=0.0)
-        codes = load_codes(Wq, k0, rn, K, N, ROW1, ROW2, W0, W1, W2, BLOCK_K)
-        codes = tl.reshape(codes, (BLOCK_K, BLOCK_N))
-        if SHIFT_ADD:
-            acc += tl.sum(shift_add(a[:, :, None], codes[None, :, :], BITS, n2), axis=1)
-        else:
-            w = to_dot_type(decode_codes(codes, BITS, DEC, EOFF), DOT)
-            acc = tl.dot(to_dot_type(a, DOT), w, acc, input_precision=PRECISION)
+    J: tl.constexpr = 32 // W0
+    SWAR: tl.constexpr = ((BITS == 2 or BITS == 4) and W1 == 0 and not SHIFT_ADD
+                          and 2 * (BLOCK_K // J) >= 16)
+    if SWAR:  # two codes per int32 op, one dot per pair of code positions
+        kw_total = (K + J - 1) // J
+        for kw0 in range(k_start // J, (k_end + J - 1) // J, BLOCK_K // J):
+            kw = kw0 + tl.arange(0, BLOCK_K // J)
+            words = tl.load(Wq + kw[:, None] * N + rn[None, :],
+                            mask=(kw[:, None] < kw_total) & (rn[None, :] < N), other=0)
+            for j in tl.static_range(J // 2):
+                w = swar_pair_tile(words, j, BITS, W0, DOT)
+                kk = swar_pair_k(kw, j, J)
+                a = tl.load(X + rm[:, None] * stride_xm + kk[None, :] * stride_xk,
+                            mask=(rm[:, None] < M) & (kk[None, :] < k_end), other=0.0)
+                acc = tl.dot(to_dot_type(a, DOT), w, acc, input_precision=PRECISION)
+    else:
+        for k0 in range(k_start, k_end, BLOCK_K):
+            rk = k0 + tl.arange(0, BLOCK_K)
+            a = tl.load(X + rm[:, None] * stride_xm + rk[None, :] * stride_xk,
+                        mask=(rm[:, None] < M) & (rk[None, :] < k_end), other=0.0)
+            codes = load_codes(Wq, k0, rn, K, N, ROW1, ROW2, W0, W1, W2, BLOCK_K)
+            codes = tl.reshape(codes, (BLOCK_K, BLOCK_N))
+            if SHIFT_ADD:
+                acc += tl.sum(shift_add(a[:, :, None], codes[None, :, :], BITS, n2), axis=1)
+            else:
+                w = to_dot_type(decode_codes(codes, BITS, DEC, EOFF), DOT)
+                acc = tl.dot(to_dot_type(a, DOT), w, acc, input_precision=PRECISION)
 
     offsets = rm[:, None] * stride_om + rn[None, :] * stride_on
     mask = (rm[:, None] < M) & (rn[None, :] < N)

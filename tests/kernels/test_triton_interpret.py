@@ -57,6 +57,29 @@ def test_every_bit_width_through_gemm_and_gemv(bits: int) -> None:
         torch.testing.assert_close(got.float(), expected, **TOL[torch.float16])
 
 
+@pytest.mark.parametrize("kernel", ["gemm", "gemm_split"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("bits,block_k", [(4, 64), (2, 128)])
+def test_gemm_two_codes_per_int32_path(kernel: str, dtype: torch.dtype, bits: int,
+                                       block_k: int) -> None:
+    """b = 2 / 4 with K-blocks of >= 8 words take the SWAR decode (two codes per int32 op)."""
+    x, packed, bias = _linear_case(bits, m=3, n=21, k=150, dtype=dtype, seed=6)
+    config = {**CONFIGS[kernel], "BLOCK_K": block_k}
+    got = ops.quant_linear(x, packed, bias, backend="triton", kernel=kernel, config=config)
+    torch.testing.assert_close(got.float(), _expected_linear(x, packed, bias), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_conv2d_two_codes_per_int32_path(dtype: torch.dtype) -> None:
+    x, packed, bias = _conv_case(4, dtype, cin=9, cout=7, seed=7)  # K = 81: a partial word
+    expected = reference.conv2d(x.float(), packed, bias, stride=1, padding=1)
+    for kernel in ("gemm", "gemm_split"):
+        config = {**CONFIGS[kernel], "BLOCK_K": 64}
+        got = ops.quant_conv2d(x, packed, bias, padding=1, backend="triton", kernel=kernel,
+                               config=config)
+        torch.testing.assert_close(got.float(), expected, **TOL[dtype])
+
+
 def test_gemv_unmasked_fast_path() -> None:
     """K and N that fill every block take the mask-free (EVEN) path."""
     x, packed, bias = _linear_case(4, m=1, n=32, k=128, dtype=torch.float32, seed=2)
