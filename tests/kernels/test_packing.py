@@ -7,7 +7,7 @@ import torch
 from kernels import packing
 from kernels.packing import (decode, encode, invalid_code_count, pack, pack_weight, packed_nbytes,
                              padding_is_clean, slice_widths, unpack)
-from tests.kernels.quantized_weights import inq_round, random_quantized
+from tests.kernels.quantized_weights import random_quantized
 
 BITS = list(range(2, 10))
 
@@ -77,9 +77,3 @@ def test_dirty_padding_is_detected() -> None:
 def test_unpack_checks_shape() -> None:
     with pytest.raises(ValueError, match="expected"):
         unpack(torch.zeros(3, 4, dtype=torch.int32), 4, 4, 9)
-
-
-def test_local_rounding_matches_design_rule() -> None:
-    bits, n1 = 3, 0  # P = {0, ±0.5, ±1}
-    w = torch.tensor([0.2, 0.26, 0.74, 0.76, 1.49, 1.6, 9.0, -0.3])
-    assert inq_round(w, bits, n1).tolist() == [0.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, -0.5]

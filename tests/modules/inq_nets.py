@@ -1,20 +1,18 @@
-"""Test networks carrying INQ state added by hand (names as the INQ core uses them).
-
-Tests only: weights are rounded with the local copy of the INQ rule in
-tests/kernels/quantized_weights.py until the INQ core is merged.
-"""
+"""Test networks carrying INQ state set directly through the INQ core's buffers and rounding."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from modules.inq import Target, attach_buffers
 from tests.kernels.quantized_weights import inq_round, n1_for
 
 
 def add_inq_state(module: nn.Module, name: str, bits: int, frozen: float = 1.0,
                   seed: int = 0) -> None:
-    """Quantize module.<name> in place and register <name>_inq_{mask,n1,bits} buffers."""
+    """Quantize module.<name> in place (a random `frozen` share of it) with its INQ buffers."""
     param = getattr(module, name)
+    attach_buffers(Target(name, module, name), bits)
     n1 = n1_for(float(param.detach().abs().max()))
     mask = torch.ones_like(param, dtype=torch.bool)
     if frozen < 1.0:
@@ -22,9 +20,8 @@ def add_inq_state(module: nn.Module, name: str, bits: int, frozen: float = 1.0,
         mask = torch.rand(param.shape, generator=g) < frozen
     with torch.no_grad():
         param.copy_(torch.where(mask, inq_round(param, bits, n1), param))
-    module.register_buffer(name + "_inq_mask", mask)
-    module.register_buffer(name + "_inq_n1", torch.tensor(n1, dtype=torch.int64))
-    module.register_buffer(name + "_inq_bits", torch.tensor(bits, dtype=torch.int64))
+        getattr(module, name + "_inq_mask").copy_(mask)
+        getattr(module, name + "_inq_n1").fill_(n1)
 
 
 def quantize_all(net: nn.Module, bits: int) -> nn.Module:

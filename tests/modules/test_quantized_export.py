@@ -130,3 +130,26 @@ def test_ensemble_export_loads_as_ensemble(tmp_path) -> None:
     expected = (members[0](_x()) + members[1](_x())) / 2
     torch.testing.assert_close(loaded(_x()), expected, rtol=1e-6, atol=1e-6)
     assert read_export(path).header.members == ["members.0.", "members.1."]
+
+
+@pytest.mark.slow
+def test_network_trained_by_inq_callback_exports_and_loads(tmp_path) -> None:
+    """End to end with the real INQ core: train to 100% frozen, export, load, same outputs."""
+    import lightning.pytorch as pl
+
+    from modules.inq import INQCallback, layer_report
+    from tests.modules.inq_tiny import TinyNet, tiny_loader, trainer_kwargs
+
+    torch.manual_seed(0)
+    net = TinyNet(optimizer="sgd_momentum")
+    trainer = pl.Trainer(max_epochs=2, callbacks=[INQCallback(bits=4, portions=(0.5, 1.0),
+                                                              epochs_per_stage=1)],
+                         **trainer_kwargs(tmp_path))
+    trainer.fit(net, tiny_loader())
+    assert all(r.fully_quantized for r in layer_report(net))
+    path = tmp_path / "tinynet.inq.safetensors"
+    report = export_model(net.eval(), path)
+    assert {s.name for s in report.layers if s.kind == "quantized"} == {"conv.weight", "fc.weight"}
+    loaded = load_quantized(path, network=TinyNet())
+    x = torch.randn(5, 1, 6, 6)
+    torch.testing.assert_close(loaded(x), net(x), rtol=1e-6, atol=1e-6)
