@@ -145,52 +145,69 @@ def _bytes(p: Problem, weight_bytes: int, elem: int) -> int:
 
 
 def _quantized_fns(p: Problem, x: torch.Tensor, packed: PackedWeight, all_kernels: bool,
-                   shift_add: bool, cuda: bool) -> dict[str, Callable[[], torch.Tensor]]:
-    if not cuda:
+                   shift_add: bool, mode: str) -> dict[str, Callable[[], torch.Tensor]]:
+    if mode == "cpu-reference":
         if p.op == "linear":
             return {"torch_reference": lambda: reference.linear(x, packed)}
         return {"torch_reference": lambda: reference.conv2d(x, packed, padding=1)}
+    backend = "triton"  # on CUDA tensors: compiled; on CPU ("interpreter" mode): interpreted
     if p.op == "conv2d":
-        fns = {"auto": lambda: ops.quant_conv2d(x, packed, padding=1)}
+        fns = {"auto": lambda: ops.quant_conv2d(x, packed, padding=1, backend=backend)}
         if all_kernels:
-            fns["gemm_split"] = lambda: ops.quant_conv2d(x, packed, padding=1, kernel="gemm_split")
-            fns["gemm"] = lambda: ops.quant_conv2d(x, packed, padding=1, kernel="gemm")
+            for name in ("gemm_split", "gemm"):
+                fns[name] = lambda name=name: ops.quant_conv2d(x, packed, padding=1,
+                                                               backend=backend, kernel=name)
         return fns
-    fns = {"auto": lambda: ops.quant_linear(x, packed)}
+    fns = {"auto": lambda: ops.quant_linear(x, packed, backend=backend)}
     if all_kernels:
         for name in ("gemv", "gemm_split", "gemm"):
             if (name == "gemv" and p.m > 16) or (name == "gemm_split" and p.m > 128):
                 continue
-            fns[name] = lambda name=name: ops.quant_linear(x, packed, kernel=name)
+            fns[name] = lambda name=name: ops.quant_linear(x, packed, backend=backend, kernel=name)
     if shift_add and p.m == 1:
-        fns["shift_add"] = lambda: ops.quant_linear(x, packed, shift_add=True)
+        fns["shift_add"] = lambda: ops.quant_linear(x, packed, backend=backend, shift_add=True)
     return fns
 
 
-def run(bits: int = 4, families: tuple[str, ...] = ("vgg16", "deepspeech"), conv: bool = True,
-        m_values: tuple[int, ...] = M_VALUES, all_kernels: bool = False, shift_add: bool = False,
-        cpu_reference: bool = False, log: Callable[[str], None] = print) -> BenchResult | None:
-    """Benchmark every problem; None (after saying why) when there is no GPU and no CPU run."""
+MODES = {"gpu": "cuda", "cpu-reference": "cpu (torch reference)",
+         "interpreter": "cpu (Triton interpreter; checks the plumbing, times mean nothing)"}
+
+
+def run(bits: int = 4, problem_list: list[Problem] | None = None, all_kernels: bool = False,
+        shift_add: bool = False, mode: str | None = None,
+        log: Callable[[str], None] = print) -> BenchResult | None:
+    """Benchmark every problem (default: `problems()`).
+
+    mode "gpu" (the default when CUDA is there) times the Triton kernels against dense bf16;
+    "cpu-reference" times the torch reference against dense fp32 on CPU; "interpreter" runs the
+    GPU code path through the Triton interpreter (tests). Without CUDA and without a mode it
+    says so and returns None.
+    """
     cuda = torch.cuda.is_available()
-    if not cuda and not cpu_reference:
-        log("no CUDA GPU found: the Triton kernels were not measured (nothing written). "
-            "Run on a GPU machine, or pass --cpu-reference to time the torch reference on CPU.")
-        return None
-    device = "cuda" if cuda else "cpu"
-    dtype = torch.bfloat16 if cuda else torch.float32
-    name = torch.cuda.get_device_name(0) if cuda else f"CPU ({platform.processor() or 'unknown'})"
+    if mode is None:
+        if not cuda:
+            log("no CUDA GPU found: the Triton kernels were not measured (nothing written). "
+                "Run on a GPU machine, or pass --cpu-reference to time the torch reference on CPU.")
+            return None
+        mode = "gpu"
+    if mode not in MODES or (mode == "gpu" and not cuda):
+        raise ValueError(f"benchmark mode {mode!r} is not available here")
+    gpu = mode == "gpu"
+    device = "cuda" if gpu else "cpu"
+    dtype = torch.bfloat16 if gpu else torch.float32
+    name = torch.cuda.get_device_name(0) if gpu else f"CPU ({platform.processor() or 'unknown'})"
     try:
         import triton
         triton_version = triton.__version__
     except ImportError:
         triton_version = None
-    peak = peak_bandwidth(name) if cuda else None
-    result = BenchResult(name, "cuda" if cuda else "cpu (torch reference)", bits, str(dtype),
-                         "", peak, torch.__version__, triton_version,
-                         datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    peak = peak_bandwidth(name) if gpu else None
+    result = BenchResult(name, MODES[mode], bits, str(dtype), "", peak, torch.__version__,
+                         triton_version, datetime.now(timezone.utc).isoformat(timespec="seconds"))
     elem = torch.tensor([], dtype=dtype).element_size()
+    dense_name = "dense_bf16" if gpu else "dense_fp32"
     weights: dict[str, tuple[PackedWeight, torch.Tensor]] = {}
-    for p in problems(families, conv, m_values):
+    for p in problems() if problem_list is None else problem_list:
         key = f"{p.family}/{p.layer}"
         if key not in weights:
             weights.clear()  # one layer's weights at a time
@@ -202,19 +219,20 @@ def run(bits: int = 4, families: tuple[str, ...] = ("vgg16", "deepspeech"), conv
         dense = ((lambda: F.linear(x, dense_w)) if p.op == "linear"
                  else (lambda: F.conv2d(x, dense_w, padding=1)))
         expected = dense().float()
-        dense_us, result.timing = time_us(dense, cuda)
-        rows = [_row(p, f"dense_{'bf16' if cuda else 'fp32'}", dense_us,
-                     _bytes(p, dense_w.numel() * elem, elem), peak, None, None)]
-        for kname, fn in _quantized_fns(p, x, packed, all_kernels, shift_add, cuda).items():
-            err = float(((fn().float() - expected).abs().max() / expected.abs().max().clamp(min=1e-30)))
-            us, _ = time_us(fn, cuda)
+        dense_us, result.timing = time_us(dense, gpu)
+        rows = [_row(p, dense_name, dense_us, _bytes(p, dense_w.numel() * elem, elem), peak,
+                     None, None)]
+        for kname, fn in _quantized_fns(p, x, packed, all_kernels, shift_add, mode).items():
+            scale = expected.abs().max().clamp(min=1e-30)
+            err = float((fn().float() - expected).abs().max() / scale)
+            us, _ = time_us(fn, gpu)
             rows.append(_row(p, kname, us, _bytes(p, packed.nbytes, elem), peak,
                              dense_us / us, err))
         result.rows += rows
         log("  ".join(f"{r.family}/{r.layer} m={r.m} {r.kernel}: {r.time_us:.1f} us"
                       + (f" x{r.speedup_vs_dense:.2f}" if r.speedup_vs_dense else "")
                       for r in rows))
-    if cuda:
+    if gpu:
         result.goals = evaluate_goals(result)
     return result
 

@@ -49,8 +49,9 @@ def kernels(
     m_values = _parse_m(m)
     if not torch.cuda.is_available() and cpu_reference and m == "1,16,128,1024":
         m_values = (1, 16)  # the CPU reference on every VGG shape would take many minutes
-    result = bench.run(bits, tuple(family), conv, m_values, all_kernels, shift_add, cpu_reference,
-                       log=typer.echo)
+    mode = "cpu-reference" if cpu_reference and not torch.cuda.is_available() else None
+    result = bench.run(bits, bench.problems(tuple(family), conv, m_values), all_kernels,
+                       shift_add, mode=mode, log=typer.echo)
     if result is None:
         return
     json_path, md_path = bench.write(result, out)

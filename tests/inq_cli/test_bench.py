@@ -26,6 +26,7 @@ def test_without_gpu_says_so_and_writes_nothing(tmp_path, capsys) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cpu_reference_run_is_labelled(tmp_path, capsys) -> None:
     assert run_main(["bench", "kernels", "--cpu-reference", "--family", "deepspeech", "--no-conv",
           "--m", "1", "--out", str(tmp_path)]) == 0

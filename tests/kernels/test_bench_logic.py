@@ -1,6 +1,8 @@
 """The benchmark's bookkeeping: problems, bandwidth, goals and the Markdown table."""
 from __future__ import annotations
 
+import pytest
+
 from kernels import bench
 
 
@@ -41,3 +43,18 @@ def test_random_codes_are_valid() -> None:
 
     packed = bench.random_packed((7, 40), 5)
     assert invalid_code_count(packed.codes(), 5) == 0
+
+
+@pytest.mark.slow
+def test_gpu_code_path_through_the_interpreter() -> None:
+    """The GPU mode's plumbing (every kernel variant, errors, rows) on tiny shapes, on CPU."""
+    problem_list = [bench.Problem("tiny", "fc", "linear", 24, 70, 1),
+                    bench.Problem("tiny", "fc", "linear", 24, 70, 16),
+                    bench.Problem("tiny", "conv", "conv2d", 8, 5, 16)]
+    result = bench.run(4, problem_list, all_kernels=True, shift_add=True, mode="interpreter",
+                       log=lambda line: None)
+    kernels = [(r.layer, r.m, r.kernel) for r in result.rows]
+    assert ("fc", 1, "gemv") in kernels and ("fc", 1, "shift_add") in kernels
+    assert ("fc", 16, "gemm_split") in kernels and ("conv", 16, "gemm") in kernels
+    assert all(r.max_rel_error < 1e-5 for r in result.rows if r.max_rel_error is not None)
+    assert all(r.speedup_vs_dense is not None for r in result.rows if r.kernel != "dense_fp32")
