@@ -11,7 +11,9 @@ Architecture records (JSON in the export):
                                                         `register_architecture(N)`
   {"kind": "import", "target": "modules.pkg.mod:fn", "kwargs": {...}}   only inside `modules.`
   {"kind": "ensemble", "members": [record, ...], "combine": "mean"}
-  other kinds: builders added with `register_architecture_kind(kind, fn)` (e.g. run loaders)
+  {"kind": "inq-module", "hparams": {"model", "data_info", "optimizer", "scheduler"}}
+      an `inq` LightningModule rebuilt from its recipe sections, as `modules.load_model` does
+  other kinds: builders added with `register_architecture_kind(kind, fn)`
 """
 from __future__ import annotations
 
@@ -135,6 +137,19 @@ def build_architecture(record: dict[str, Any]) -> nn.Module:
     raise ValueError(f"unknown architecture kind {kind!r}")
 
 
+def _inq_module(record: dict[str, Any]) -> nn.Module:
+    """The task module (e.g. ClassificationModule) a run's recipe sections describe, untrained."""
+    from modules.registry import model_entry
+
+    hparams = record.get("hparams") or {}
+    module_cls = model_entry(hparams["model"]["name"]).module
+    return module_cls(model=hparams["model"], data_info=hparams["data_info"],
+                      optimizer=hparams["optimizer"], scheduler=hparams.get("scheduler"))
+
+
+register_architecture_kind("inq-module", _inq_module)
+
+
 # ----------------------------------------------------------------------------- loading
 def _split(name: str) -> tuple[str, str]:
     owner, _, pname = name.rpartition(".")
@@ -189,7 +204,7 @@ def load_quantized(path: str | Path, network: nn.Module | None = None,
             raise QuantizedFormatError(path, "no architecture record; pass network=")
         try:
             network = build_architecture(header.architecture)
-        except (ValueError, TypeError, ImportError, AttributeError) as err:
+        except (ValueError, TypeError, ImportError, AttributeError, KeyError) as err:
             raise QuantizedFormatError(path, f"cannot rebuild the network: {err}") from None
     try:
         for name, packed in exported.packed.items():

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from kernels.packing import encode, matrix_shape, pack, packed_nbytes
+from modules.errors import InputError
 from modules.quantized_format import (CODES_SUFFIX, FLOAT_DTYPES, ExportHeader, LayerRecord,
                                       codes_to_stream, sha256, tensor_bytes, words_to_bytes,
                                       write_export)
@@ -24,10 +25,8 @@ INQ_MARK = "_inq_"
 MASK_SUFFIX, N1_SUFFIX, BITS_SUFFIX = "_inq_mask", "_inq_n1", "_inq_bits"
 
 
-class ExportError(ValueError):
+class ExportError(InputError):
     """The model cannot be exported as asked (one line; CLI exit code 2)."""
-
-    exit_code = 2
 
 
 @dataclass
@@ -82,6 +81,16 @@ def inq_parameters(model: nn.Module) -> list[InqParameter]:
             found.append(InqParameter(full, module, param.detach(), int(bits), int(n1),
                                       float(mask.float().mean()) if mask.numel() else 1.0))
     return found
+
+
+def architecture_of(model: nn.Module) -> dict[str, Any] | None:
+    """The record that rebuilds `model` untrained: for an `inq` module (modules.base.BaseModule)
+    its recipe sections; None for other modules (load them with `load_quantized(network=...)`)."""
+    hparams = getattr(model, "hparams", None)
+    if hparams is None or not all(k in hparams for k in ("model", "data_info", "optimizer")):
+        return None
+    return {"kind": "inq-module",
+            "hparams": {k: hparams.get(k) for k in ("model", "data_info", "optimizer", "scheduler")}}
 
 
 def _fp32_bytes(t: torch.Tensor) -> int:

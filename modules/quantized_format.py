@@ -34,6 +34,7 @@ from safetensors.torch import save_file
 from kernels.packing import (MAX_BITS, MIN_BITS, PACKING, PackedWeight, invalid_code_count,
                              matrix_shape, pack, packed_nbytes, padding_is_clean, slice_word_rows,
                              unpack)
+from modules.errors import InputError
 
 MAGIC = "inq-quantized-model"
 FORMAT_VERSION = 1
@@ -43,13 +44,11 @@ _MAX_HEADER = 100 * 1024 * 1024
 FLOAT_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
-class QuantizedFormatError(ValueError):
+class QuantizedFormatError(InputError):
     """A bad export file: one line naming the file and the problem (CLI: exit code 2)."""
 
-    exit_code = 2
-
     def __init__(self, path: str | Path, problem: str) -> None:
-        super().__init__(" ".join(f"{path}: {problem}".split()))
+        super().__init__(f"{path}: {problem}")
 
 
 @dataclass

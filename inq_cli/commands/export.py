@@ -10,22 +10,13 @@ from inq_cli.errors import InqError
 
 
 def _network_and_architecture(checkpoint: Path) -> tuple[Any, dict | None]:
-    """The fake-quantized network of a run checkpoint and the record that rebuilds it."""
-    if not checkpoint.is_file():
-        raise InqError(f"{checkpoint}: no such checkpoint file")
-    try:
-        from modules.loading import load_model
-    except ImportError as err:
-        raise InqError(f"{checkpoint}: cannot read run checkpoints here ({err})") from None
-    try:
-        network = load_model(checkpoint)
-    except (ValueError, OSError, RuntimeError, KeyError) as err:
-        raise InqError(f"{checkpoint}: {err}") from None
-    try:
-        from modules.loading import architecture_record
-    except ImportError:
-        return network, None
-    return network, architecture_record(checkpoint)
+    """The fake-quantized network of a run checkpoint (as `modules.load_model` rebuilds it) and
+    the record that rebuilds it untrained (its recipe sections)."""
+    from modules.loading import load_model
+    from modules.quantized_export import architecture_of
+
+    network = load_model(checkpoint)  # InputError (one line, exit 2) for a bad checkpoint
+    return network, architecture_of(network)
 
 
 def _ensemble_members(network: Any) -> tuple[list[str] | None, str | None]:

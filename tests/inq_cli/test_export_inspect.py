@@ -6,7 +6,6 @@ import re
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -138,50 +137,68 @@ def test_inspect_prints_table_and_writes_histogram(export_file: Path, tmp_path: 
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture
-def stub_loader(monkeypatch: pytest.MonkeyPatch):
-    """Stands in for modules.loading until the run loader is merged."""
-    nets = {}
-
-    def load_model(checkpoint):
-        return nets[str(checkpoint)]
-
-    stub = types.ModuleType("modules.loading")
-    stub.load_model = load_model
-    monkeypatch.setitem(sys.modules, "modules.loading", stub)
-    return nets
+SECTIONS = {"model": {"name": "vgg", "layers": [6, "M", 8], "hidden": [16]},
+            "data_info": {"num_classes": 10, "in_channels": 1, "input_size": 8},
+            "optimizer": {"name": "sgd", "lr": 0.1}}
 
 
-def test_export_cli_prints_sizes_and_refuses_partial(stub_loader, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture) -> None:
-    ckpt = tmp_path / "run.ckpt"
-    ckpt.write_bytes(b"checkpoint")
-    net = trained_tiny(4)
-    stub_loader[str(ckpt)] = net
-    out = tmp_path / "model.inq.safetensors"
-    assert run_main(["export", str(ckpt), "-o", str(out), "--float-dtype", "float16", "--zstd"]) == 0
+def make_checkpoint(path: Path, bits: int = 4, partial: bool = False) -> Path:
+    """A run checkpoint as `inq train` writes it: recipe sections + state dict with INQ buffers."""
+    from modules.classification import ClassificationModule
+    from modules.inq import select_targets
+
+    torch.manual_seed(0)
+    module = ClassificationModule(**SECTIONS)
+    targets = select_targets(module)
+    for i, t in enumerate(targets):
+        add_inq_state(t.module, t.attr, bits, frozen=0.5 if partial and i == 0 else 1.0)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def test_export_cli_then_load_quantized_equals_load_model(tmp_path: Path, capsys) -> None:
+    from modules import load_model
+
+    ckpt = make_checkpoint(tmp_path / "run.ckpt", bits=4)
+    x = torch.randn(3, 1, 8, 8)
+    expected = load_model(ckpt)(x)
+    exact = tmp_path / "exact.inq.safetensors"
+    assert run_main(["export", str(ckpt), "-o", str(exact)]) == 0
     printed = capsys.readouterr().out
-    assert "4-bit codes" in printed and "reduction" in printed and "bits per weight" in printed
-    loaded = load_quantized(out, network=type(net)())
-    x = torch.randn(2, 3, 9, 11)
-    torch.testing.assert_close(loaded(x), net(x), rtol=5e-3, atol=5e-3)
+    assert "4-bit codes" in printed and "reduction" in printed and "net.features.0.weight" in printed
+    loaded = load_quantized(exact)  # rebuilt from the recipe sections the export carries
+    assert type(loaded).__name__ == "ClassificationModule"
+    torch.testing.assert_close(loaded(x), expected, rtol=1e-6, atol=1e-6)
 
-    add_inq_state(net.head[2], "bias", 4, frozen=0.5)
-    partial = tmp_path / "partial.inq.safetensors"
-    assert run_main(["export", str(ckpt), "-o", str(partial)]) == 2
+    small = tmp_path / "small.inq.safetensors"
+    assert run_main(["export", str(ckpt), "-o", str(small), "--float-dtype", "float16",
+                     "--zstd"]) == 0
+    assert "bits per weight" in capsys.readouterr().out
+    torch.testing.assert_close(load_quantized(small)(x), expected, rtol=5e-3, atol=5e-3)
+
+
+def test_export_cli_refuses_partial_unless_allowed(tmp_path: Path, capsys) -> None:
+    ckpt = make_checkpoint(tmp_path / "run.ckpt", bits=5, partial=True)
+    out = tmp_path / "partial.inq.safetensors"
+    assert run_main(["export", str(ckpt), "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {ckpt}: 1 of ") and "--allow-partial" in err[0]
-    assert not partial.exists()
-    assert run_main(["export", str(ckpt), "-o", str(partial), "--allow-partial"]) == 0
+    assert not out.exists()
+    assert run_main(["export", str(ckpt), "-o", str(out), "--allow-partial"]) == 0
     assert "kept in float" in capsys.readouterr().out
+    x = torch.randn(2, 1, 8, 8)
+    from modules import load_model
+    torch.testing.assert_close(load_quantized(out)(x), load_model(ckpt)(x), rtol=1e-6, atol=1e-6)
 
 
-def test_export_cli_bad_arguments(stub_loader, tmp_path: Path, capsys) -> None:
+def test_export_cli_bad_arguments(tmp_path: Path, capsys) -> None:
     assert run_main(["export", str(tmp_path / "none.ckpt"), "-o", str(tmp_path / "x")]) == 2
     assert "no such checkpoint file" in capsys.readouterr().err
-    ckpt = tmp_path / "run.ckpt"
-    ckpt.write_bytes(b"c")
-    stub_loader[str(ckpt)] = trained_tiny(4)
+    ckpt = make_checkpoint(tmp_path / "run.ckpt")
     assert run_main(["export", str(ckpt), "-o", str(tmp_path / "x"),
-                       "--float-dtype", "bfloat16"]) == 2
+                     "--float-dtype", "bfloat16"]) == 2
     assert "--float-dtype" in capsys.readouterr().err
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    assert run_main(["export", str(bad), "-o", str(tmp_path / "x")]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
