@@ -80,7 +80,7 @@ class ExportHeader:
     code: str = CODE_LAYOUT
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(asdict(self))
 
 
 def sha256(data: bytes) -> str:
