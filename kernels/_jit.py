@@ -68,13 +68,15 @@ class Kernel:
     def __init__(self, fn: Callable, configs: Sequence[triton.Config] | None = None,
                  key: Sequence[str] = (), reset_to_zero: Sequence[str] | None = None,
                  heuristics: dict[str, Callable[[dict], Any]] | None = None,
-                 prune: Callable[[list, dict], list] | None = None) -> None:
+                 prune: Callable[[list, dict], list] | None = None,
+                 do_not_specialize: Sequence[str] = ()) -> None:
         """`heuristics` maps constexpr names to functions of the named arguments and the
         chosen config (e.g. whether every block is full), as `triton.heuristics`; `prune(configs,
-        args)` drops configs that cannot suit a problem before autotuning times them."""
+        args)` drops configs that cannot suit a problem before autotuning times them;
+        `do_not_specialize` names integer arguments compiled as plain runtime values."""
         self.fn = fn
         self.heuristics = heuristics
-        self.compiled = JITFunction(fn)
+        self.compiled = JITFunction(fn, do_not_specialize=list(do_not_specialize))
         self.interpreted = InterpretedFunction(fn)
         self.configs = list(configs or [])
         self.autotuned = None

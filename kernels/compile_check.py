@@ -41,9 +41,10 @@ def compile_kernel(kernel: Kernel, types: dict[str, str], constexprs: dict[str, 
     "fp32"); ints default to i32; `divisible` names arguments specialised as multiples of 16;
     `runtime` holds example values of runtime arguments that the kernel's heuristics read."""
     names = list(inspect.signature(kernel.fn).parameters)
-    consts = dict(constexprs)
+    constexpr_params = {p.name for p in kernel.compiled.params if p.is_constexpr}
+    consts = {k: v for k, v in constexprs.items() if k in constexpr_params}
     if kernel.heuristics:
-        named = {**(runtime or {}), **consts}
+        named = {**(runtime or {}), **constexprs}
         consts.update({k: f(named) for k, f in kernel.heuristics.items()})
     signature = {n: "constexpr" if n in consts else types.get(n, "i32") for n in names}
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in divisible if n in names}

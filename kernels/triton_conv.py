@@ -12,7 +12,7 @@ import triton.language as tl
 from kernels._jit import Kernel, device_function
 from kernels.triton_common import (decode_codes, load_codes, shift_add, store_tile,
                                    swar_pair_k, swar_pair_tile, to_dot_type)
-from kernels.triton_linear import _KEY, _gemm_configs, prune_gemm
+from kernels.triton_linear import _KEY, _RUNTIME, _gemm_configs, prune_gemm
 
 
 def _qconv2d(X, Wq, Bias, Out, H, W, OH, OW, M, N, K,
@@ -22,7 +22,7 @@ def _qconv2d(X, Wq, Bias, Out, H, W, OH, OW, M, N, K,
              W1: tl.constexpr, W2: tl.constexpr, DEC: tl.constexpr, EOFF: tl.constexpr,
              DOT: tl.constexpr, HAS_BIAS: tl.constexpr, SHIFT_ADD: tl.constexpr,
              ATOMIC: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-             BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr):
+             BLOCK_K: tl.constexpr, SPLIT_K, GROUP_M: tl.constexpr):
     pid = tl.program_id(0)
     pid_k = tl.program_id(1)
     tiles_m = (M + BLOCK_M - 1) // BLOCK_M
@@ -94,6 +94,7 @@ def _patches(x_row, in_h0, in_w0, m_ok, rk, k_end, H, W, sxc, sxh, sxw, dil_h, d
     return tl.load(x_row[:, None] + (c * sxc)[None, :] + ih * sxh + iw * sxw, mask=ok, other=0.0)
 
 
-qconv2d_direct = Kernel(_qconv2d, _gemm_configs(split=False), key=_KEY, prune=prune_gemm)
+qconv2d_direct = Kernel(_qconv2d, _gemm_configs(split=False), key=_KEY, prune=prune_gemm,
+                        do_not_specialize=_RUNTIME)
 qconv2d_split = Kernel(_qconv2d, _gemm_configs(split=True), key=_KEY, reset_to_zero=["Out"],
-                       prune=prune_gemm)
+                       prune=prune_gemm, do_not_specialize=_RUNTIME)

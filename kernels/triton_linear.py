@@ -24,7 +24,7 @@ def _qgemm(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on
            HAS_BIAS: tl.constexpr, SHIFT_ADD: tl.constexpr, ATOMIC: tl.constexpr,
            PRECISION: tl.constexpr,
            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-           SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr):
+           SPLIT_K, GROUP_M: tl.constexpr):
     pid = tl.program_id(0)
     pid_k = tl.program_id(1)
     tiles_m = (M + BLOCK_M - 1) // BLOCK_M
@@ -80,7 +80,7 @@ def _qgemv(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on
            W2: tl.constexpr, EOFF: tl.constexpr, HAS_BIAS: tl.constexpr,
            SHIFT_ADD: tl.constexpr, ATOMIC: tl.constexpr, EVEN_K: tl.constexpr,
            EVEN_N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KW: tl.constexpr,
-           SPLIT_K: tl.constexpr):
+           SPLIT_K):
     """Rows of words [BLOCK_KW, BLOCK_N] of the widest slice are loaded once and unpacked one
     code position j at a time; x[kw*J + j] is a strided gather of a few cached values."""
     pid_n = tl.program_id(0)
@@ -268,8 +268,12 @@ def prune_gemv(configs: list[triton.Config], args: dict) -> list[triton.Config]:
 
 
 _KEY = ["M_KEY", "N", "K", "BITS"]
-qgemm_direct = Kernel(_qgemm, _gemm_configs(split=False), key=_KEY, prune=prune_gemm)
+# SPLIT_K is a runtime argument, not specialised: one compiled kernel serves every split count.
+_RUNTIME = ("SPLIT_K", "M_KEY")
+qgemm_direct = Kernel(_qgemm, _gemm_configs(split=False), key=_KEY, prune=prune_gemm,
+                      do_not_specialize=_RUNTIME)
 qgemm_split = Kernel(_qgemm, _gemm_configs(split=True), key=_KEY, reset_to_zero=["Out"],
-                     prune=prune_gemm)
+                     prune=prune_gemm, do_not_specialize=_RUNTIME)
 qgemv = Kernel(_qgemv, _gemv_configs(), key=_KEY, reset_to_zero=["Out"],
-               heuristics={"EVEN_K": _gemv_even_k, "EVEN_N": _gemv_even_n}, prune=prune_gemv)
+               heuristics={"EVEN_K": _gemv_even_k, "EVEN_N": _gemv_even_n}, prune=prune_gemv,
+               do_not_specialize=_RUNTIME)

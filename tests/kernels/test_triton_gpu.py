@@ -45,7 +45,7 @@ FIXED = {"gemv": {"BLOCK_N": 64, "BLOCK_KW": 16, "SPLIT_K": 4},
 M_OF = {"gemv": 1, "gemm_split": 16, "gemm": 200}
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])  # fp32: the odd-shape tests
 @pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8, 9])
 @pytest.mark.parametrize("kernel", ["gemv", "gemm_split", "gemm"])
 def test_linear_every_bit_width(kernel: str, bits: int, dtype: torch.dtype) -> None:
