@@ -79,22 +79,49 @@ def encode(weight: torch.Tensor, bits: int, n1: int) -> torch.Tensor:
     """Codes (int16, same shape) of a tensor whose entries are all in P(bits, n1).
 
     Raises ValueError naming how many entries are outside P; a weight is never rounded here.
+    Reads float32 bit patterns directly (exact, fast); float64 weights and exponents below the
+    float32 normal range go through frexp. Works in chunks to bound scratch memory.
     """
     n2 = lowest_exponent(bits, n1)
-    w = weight.detach().to(torch.float64)
+    flat = weight.detach().reshape(-1)
+    codes = torch.empty(flat.numel(), dtype=torch.int16)
+    by_bits = flat.dtype != torch.float64 and n2 >= -126 and n1 <= 127
+    bad = 0
+    for start in range(0, flat.numel(), _CHUNK_ELEMENTS):
+        chunk = flat[start:start + _CHUNK_ELEMENTS]
+        part, n_bad = (_encode_f32_bits(chunk.float(), bits, n2, n1) if by_bits
+                       else _encode_frexp(chunk.to(torch.float64), bits, n2, n1))
+        codes[start:start + _CHUNK_ELEMENTS] = part
+        bad += n_bad
+    if bad:
+        raise ValueError(f"{bad} of {flat.numel()} entries are not in P(bits={bits}, n1={n1}) "
+                         f"= {{0, ±2^{n2}..±2^{n1}}}")
+    return codes.reshape(weight.shape)
+
+
+def _encode_f32_bits(w: torch.Tensor, bits: int, n2: int, n1: int) -> tuple[torch.Tensor, int]:
+    """A float32 ±2^k has mantissa field 0 and exponent field k + 127 (normal k)."""
+    raw = w.contiguous().view(torch.int32)
+    field = (raw >> 23) & 0xFF
+    mantissa = raw & 0x7FFFFF
+    nonzero = (raw & 0x7FFFFFFF) != 0
+    k = field - 127
+    ok = ~nonzero | ((mantissa == 0) & (k >= n2) & (k <= n1))
+    v = torch.where(nonzero, k - n2 + 1, torch.zeros_like(k))
+    codes = ((raw < 0).to(torch.int32) << (bits - 1)) | v
+    codes = torch.where(nonzero, codes, torch.zeros_like(codes))  # -0.0 encodes as 0
+    return codes.to(torch.int16), int((~ok).sum())
+
+
+def _encode_frexp(w: torch.Tensor, bits: int, n2: int, n1: int) -> tuple[torch.Tensor, int]:
     mantissa, exponent = torch.frexp(w)  # w = mantissa * 2^exponent, |mantissa| in [0.5, 1)
     k = exponent.to(torch.int64) - 1
-    power_of_two = mantissa.abs() == 0.5
     nonzero = w != 0
-    ok = ~nonzero | (power_of_two & (k >= n2) & (k <= n1))
-    bad = int((~ok).sum())
-    if bad:
-        raise ValueError(f"{bad} of {w.numel()} entries are not in P(bits={bits}, n1={n1}) "
-                         f"= {{0, ±2^{n2}..±2^{n1}}}")
+    ok = ~nonzero | ((mantissa.abs() == 0.5) & (k >= n2) & (k <= n1))
     v = torch.where(nonzero, k - n2 + 1, torch.zeros_like(k))
-    sign = (w < 0).to(torch.int64)
-    codes = (sign << (bits - 1)) | v
-    return codes.to(torch.int16)
+    codes = ((w < 0).to(torch.int64) << (bits - 1)) | v
+    codes = torch.where(nonzero, codes, torch.zeros_like(codes))
+    return codes.to(torch.int16), int((~ok).sum())
 
 
 def decode(codes: torch.Tensor, bits: int, n1: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -112,11 +139,15 @@ def decode(codes: torch.Tensor, bits: int, n1: int, dtype: torch.dtype = torch.f
 def invalid_code_count(codes: torch.Tensor, bits: int) -> int:
     """Codes no encoder writes: an exponent index above m, or a negative zero."""
     m = magnitude_count(bits)
-    c = codes.to(torch.int64)
-    v = c & ((1 << (bits - 1)) - 1)
-    negative = (c >> (bits - 1)) & 1
-    bad = (c < 0) | (c >= (1 << bits)) | (v > m) | ((v == 0) & (negative == 1))
-    return int(bad.sum())
+    flat = codes.reshape(-1)
+    bad = 0
+    for start in range(0, flat.numel(), _CHUNK_ELEMENTS):
+        c = flat[start:start + _CHUNK_ELEMENTS].to(torch.int32)
+        v = c & ((1 << (bits - 1)) - 1)
+        out_of_range = (c < 0) | (c >= (1 << bits)) | (v > m)
+        negative_zero = c == (1 << (bits - 1))
+        bad += int((out_of_range | negative_zero).sum())
+    return bad
 
 
 # ----------------------------------------------------------------------------- packing

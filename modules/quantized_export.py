@@ -156,7 +156,7 @@ def _quantized_entry(p: InqParameter, zstd_level: int | None
     if zstd_level is not None:
         import zstandard
 
-        compressed = zstandard.ZstdCompressor(level=zstd_level).compress(
+        compressed = zstandard.ZstdCompressor(level=zstd_level, threads=-1).compress(
             codes_to_stream(codes, p.bits))
         zstd_bits = 8 * len(compressed) / codes.numel()
         if len(compressed) < packed_bytes:
