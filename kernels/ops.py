@@ -85,6 +85,8 @@ def quant_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | Non
     lead = x.shape[:-1]
     x2 = x.reshape(-1, packed.k)
     m, n, k = x2.shape[0], packed.n, packed.k
+    if m == 0:
+        return x.new_zeros(*lead, n)
     words = packed.words.to(x.device)
     chosen = _choose(kernel, m, allow_gemv=True)
     if shift_add and config is None:
@@ -147,6 +149,8 @@ def quant_conv2d(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | Non
     if oh <= 0 or ow <= 0:
         raise ValueError(f"conv2d input {tuple(x.shape)} is smaller than the kernel")
     m, n, k = b * oh * ow, cout, packed.k
+    if m == 0:
+        return x.new_zeros(b, n, oh, ow)
     chosen = _choose(kernel, m, allow_gemv=False)
     if chosen == "gemv":
         raise ValueError("conv2d has no GEMV kernel; use gemm or gemm_split")

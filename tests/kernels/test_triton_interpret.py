@@ -152,3 +152,10 @@ def test_shape_mismatch_is_refused() -> None:
     x, packed, _ = _linear_case(4, m=2, n=5, k=8, dtype=torch.float32)
     with pytest.raises(ValueError, match="expects 8"):
         ops.quant_linear(x[:, :7], packed)
+
+
+def test_empty_batch() -> None:
+    x, packed, bias = _linear_case(4, m=1, n=5, k=8, dtype=torch.float32)
+    assert ops.quant_linear(x[:0], packed, bias, backend="triton").shape == (0, 5)
+    xc, pc, bc = _conv_case(4, torch.float32)
+    assert ops.quant_conv2d(xc[:0], pc, bc, padding=1, backend="triton").shape == (0, 5, 7, 6)
