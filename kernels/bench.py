@@ -301,6 +301,9 @@ def write(result: BenchResult, out_dir: str | Path) -> tuple[Path, Path]:
     slug = "".join(c if c.isalnum() else "-" for c in result.device).strip("-").lower()
     stem = f"kernels_{slug}_{result.created.replace(':', '').replace('+0000', 'Z')}"
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    json_path.write_text(json.dumps(asdict(result), indent=1) + "\n")
-    md_path.write_text(to_markdown(result))
+    for path, text in ((json_path, json.dumps(asdict(result), indent=1) + "\n"),
+                       (md_path, to_markdown(result))):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
     return json_path, md_path
