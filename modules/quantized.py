@@ -86,17 +86,21 @@ class QuantConv2d(_QuantLayer):
 
 
 class QuantizedEnsemble(nn.Module):
-    """Members run side by side; outputs combined by `combine` ("mean")."""
+    """Members run side by side; outputs combined by `combine`: "mean" of the outputs or
+    "mean_softmax", the mean of their softmax over the last dimension (as EnsembleModule)."""
 
     def __init__(self, members: list[nn.Module], combine: str = "mean") -> None:
         super().__init__()
-        if combine != "mean":
+        if combine not in ("mean", "mean_softmax"):
             raise ValueError(f"unknown ensemble combine rule {combine!r}")
         self.members = nn.ModuleList(members)
         self.combine = combine
 
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return torch.stack([m(*args, **kwargs) for m in self.members]).mean(0)
+        outputs = [m(*args, **kwargs) for m in self.members]
+        if self.combine == "mean_softmax":
+            outputs = [torch.softmax(o.float(), dim=-1) for o in outputs]
+        return torch.stack(outputs).mean(0)
 
 
 # ----------------------------------------------------------------------------- architectures
@@ -138,13 +142,19 @@ def build_architecture(record: dict[str, Any]) -> nn.Module:
 
 
 def _inq_module(record: dict[str, Any]) -> nn.Module:
-    """The task module (e.g. ClassificationModule) a run's recipe sections describe, untrained."""
+    """The task module (e.g. ClassificationModule, or an EnsembleModule of them) a run's recipe
+    sections describe, untrained — built as modules.loading builds it before loading weights."""
     from modules.registry import model_entry
 
     hparams = record.get("hparams") or {}
-    module_cls = model_entry(hparams["model"]["name"]).module
-    return module_cls(model=hparams["model"], data_info=hparams["data_info"],
-                      optimizer=hparams["optimizer"], scheduler=hparams.get("scheduler"))
+    sections = dict(model=hparams["model"], data_info=hparams["data_info"],
+                    optimizer=hparams["optimizer"], scheduler=hparams.get("scheduler"))
+    if int(hparams.get("members", 1)) > 1:
+        from modules.ensemble import EnsembleModule
+
+        return EnsembleModule(**sections, members=int(hparams["members"]),
+                              seed=int(hparams.get("seed", 0)))
+    return model_entry(hparams["model"]["name"]).module(**sections)
 
 
 register_architecture_kind("inq-module", _inq_module)

@@ -89,8 +89,19 @@ def architecture_of(model: nn.Module) -> dict[str, Any] | None:
     hparams = getattr(model, "hparams", None)
     if hparams is None or not all(k in hparams for k in ("model", "data_info", "optimizer")):
         return None
-    return {"kind": "inq-module",
-            "hparams": {k: hparams.get(k) for k in ("model", "data_info", "optimizer", "scheduler")}}
+    keys = ("model", "data_info", "optimizer", "scheduler", "members", "seed")
+    return {"kind": "inq-module", "hparams": {k: hparams[k] for k in keys if k in hparams}}
+
+
+def ensemble_layout(model: nn.Module) -> tuple[list[str] | None, str | None]:
+    """State-dict prefixes of an ensemble's members and how their outputs combine, else Nones."""
+    members = getattr(model, "members", None)
+    if not isinstance(members, nn.ModuleList) or len(members) < 2:
+        return None, None
+    combine = getattr(model, "combine", None)
+    if combine is None:  # modules.ensemble.EnsembleModule: mean of the members' probabilities
+        combine = "mean_softmax"
+    return [f"members.{i}." for i in range(len(members))], combine
 
 
 def _fp32_bytes(t: torch.Tensor) -> int:

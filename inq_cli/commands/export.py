@@ -19,13 +19,6 @@ def _network_and_architecture(checkpoint: Path) -> tuple[Any, dict | None]:
     return network, architecture_of(network)
 
 
-def _ensemble_members(network: Any) -> tuple[list[str] | None, str | None]:
-    members = getattr(network, "members", None)
-    if members is None or not hasattr(members, "__len__"):
-        return None, None
-    return [f"members.{i}." for i in range(len(members))], getattr(network, "combine", "mean")
-
-
 def format_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -80,8 +73,10 @@ def export(
         raise InqError(f"--float-dtype: must be float16 or float32, got {float_dtype!r}")
     if not 1 <= zstd_level <= 22:
         raise InqError(f"--zstd-level: must be in 1..22, got {zstd_level}")
+    from modules.quantized_export import ensemble_layout
+
     network, architecture = _network_and_architecture(checkpoint)
-    members, combine = _ensemble_members(network)
+    members, combine = ensemble_layout(network)
     try:
         report = export_model(network, output, architecture=architecture, members=members,
                               combine=combine, float_dtype=float_dtype,

@@ -142,13 +142,15 @@ SECTIONS = {"model": {"name": "vgg", "layers": [6, "M", 8], "hidden": [16]},
             "optimizer": {"name": "sgd", "lr": 0.1}}
 
 
-def make_checkpoint(path: Path, bits: int = 4, partial: bool = False) -> Path:
+def make_checkpoint(path: Path, bits: int = 4, partial: bool = False, members: int = 1) -> Path:
     """A run checkpoint as `inq train` writes it: recipe sections + state dict with INQ buffers."""
     from modules.classification import ClassificationModule
+    from modules.ensemble import EnsembleModule
     from modules.inq import select_targets
 
     torch.manual_seed(0)
-    module = ClassificationModule(**SECTIONS)
+    module = (EnsembleModule(**SECTIONS, members=members) if members > 1
+              else ClassificationModule(**SECTIONS))
     targets = select_targets(module)
     for i, t in enumerate(targets):
         add_inq_state(t.module, t.attr, bits, frozen=0.5 if partial and i == 0 else 1.0)
@@ -175,6 +177,26 @@ def test_export_cli_then_load_quantized_equals_load_model(tmp_path: Path, capsys
                      "--zstd"]) == 0
     assert "bits per weight" in capsys.readouterr().out
     torch.testing.assert_close(load_quantized(small)(x), expected, rtol=5e-3, atol=5e-3)
+
+
+def test_ensemble_checkpoint_exports_and_loads_as_an_ensemble(tmp_path: Path, capsys) -> None:
+    from modules import load_model
+    from modules.ensemble import EnsembleModule
+    from modules.quantized import QuantLinear
+    from modules.quantized_format import read_export
+
+    ckpt = make_checkpoint(tmp_path / "ens.ckpt", bits=5, members=3)
+    out = tmp_path / "ens.inq.safetensors"
+    assert run_main(["export", str(ckpt), "-o", str(out)]) == 0
+    assert "net.features.0.weight" in capsys.readouterr().out
+    header = read_export(out).header
+    assert header.members == ["members.0.", "members.1.", "members.2."]
+    assert header.combine == "mean_softmax"
+    loaded = load_quantized(out)
+    assert isinstance(loaded, EnsembleModule) and loaded.num_members == 3
+    assert all(isinstance(m.net.classifier[-1], QuantLinear) for m in loaded.members)
+    x = torch.randn(4, 1, 8, 8)
+    torch.testing.assert_close(loaded(x), load_model(ckpt)(x), rtol=1e-6, atol=1e-6)
 
 
 def test_export_cli_refuses_partial_unless_allowed(tmp_path: Path, capsys) -> None:
