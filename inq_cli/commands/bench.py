@@ -21,7 +21,23 @@ def _parse_m(text: str) -> tuple[int, ...]:
     return values
 
 
-@bench_app.command("kernels")
+KERNELS_HELP = """Time the quantized Triton kernels against torch dense bf16 on this GPU.
+
+VGG-16 FC and conv shapes and Deep Speech FC shapes, M in {1, 16, 128, 1024}: time, effective
+bandwidth, share of peak and speed-up per kernel, written as JSON and Markdown (--out). The
+4-bit goals (M=1: >= 3x and >= 75% of peak bandwidth; M=16: >= 2.5x; M >= 128: >= 0.9x) are
+reported, not asserted. Without a GPU it says so and writes nothing, or with --cpu-reference
+times the torch reference on CPU (labelled so).
+
+Examples:
+
+  inq bench kernels
+
+  inq bench kernels --family vgg16 --no-conv --m 1,16 --all-kernels --shift-add
+"""
+
+
+@bench_app.command("kernels", help=KERNELS_HELP)
 def kernels(
     bits: int = typer.Option(4, "--bits", help="code width b (2..9); the goals are for 4"),
     m: str = typer.Option("1,16,128,1024", "--m", help="rows of x (output pixels for conv)"),

@@ -56,6 +56,22 @@ def print_report(report: Any, zstd: bool) -> None:
         console.print(f"kept in float (not fully quantized): {', '.join(report.kept_float)}")
 
 
+HELP = """Write a deployable file: quantized layers as b-bit codes, the rest in float.
+
+Codes are packed to exactly b bits per weight (a zero code, a sign, an exponent index) with
+bits, n1 and shape in the metadata; safetensors, no pickle. A model with layers that are not
+fully quantized is refused unless --allow-partial (those stay float). --zstd entropy-codes the
+codes and reports how far below b bits per weight that gets. Prints each tensor's size, the total
+and the reduction against the fp32 state dict. Load it with modules.load_quantized(path).
+
+Examples:
+
+  inq export runs/quickstart/20250101-120000/last.ckpt -o quickstart.inq.safetensors
+
+  inq export last.ckpt -o small.inq.safetensors --zstd --float-dtype float16
+"""
+
+
 def export(
     checkpoint: Path = typer.Argument(..., help="run checkpoint (.ckpt) of an INQ training run"),
     output: Path = typer.Option(..., "--output", "-o", help="file to write, e.g. model.inq.safetensors"),
@@ -89,4 +105,4 @@ def export(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export")(export)
+    app.command("export", help=HELP, no_args_is_help=True)(export)

@@ -68,6 +68,20 @@ def histogram_png(rows: list[tuple[str, int, object]], path: Path) -> None:
     tmp.replace(path)
 
 
+HELP = """Validate an export and show its layers and code usage.
+
+Checks magic, version, length, checksums and that each layer's codes agree with its shape and
+bits; prints a per-layer table (module, shape, bits, n1, zero fraction, bytes, encoding) and
+writes a PNG histogram of code usage. A bad file gives one line naming it, exit code 2.
+
+Examples:
+
+  inq inspect quickstart.inq.safetensors
+
+  inq inspect quickstart.inq.safetensors --histogram codes.png
+"""
+
+
 def inspect(
     model: Path = typer.Argument(..., help="an export written by `inq export`"),
     histogram: Path = typer.Option(None, "--histogram",
@@ -114,4 +128,4 @@ def inspect(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("inspect")(inspect)
+    app.command("inspect", help=HELP, no_args_is_help=True)(inspect)
