@@ -144,17 +144,9 @@ def build_architecture(record: dict[str, Any]) -> nn.Module:
 def _inq_module(record: dict[str, Any]) -> nn.Module:
     """The task module (e.g. ClassificationModule, or an EnsembleModule of them) a run's recipe
     sections describe, untrained — built as modules.loading builds it before loading weights."""
-    from modules.registry import model_entry
+    from modules.loading import module_from_hparams
 
-    hparams = record.get("hparams") or {}
-    sections = dict(model=hparams["model"], data_info=hparams["data_info"],
-                    optimizer=hparams["optimizer"], scheduler=hparams.get("scheduler"))
-    if int(hparams.get("members", 1)) > 1:
-        from modules.ensemble import EnsembleModule
-
-        return EnsembleModule(**sections, members=int(hparams["members"]),
-                              seed=int(hparams.get("seed", 0)))
-    return model_entry(hparams["model"]["name"]).module(**sections)
+    return module_from_hparams(record.get("hparams") or {})
 
 
 register_architecture_kind("inq-module", _inq_module)
