@@ -9,7 +9,7 @@ import typer
 from inq_cli.errors import InqError
 
 # Each name is a module in inq_cli/commands/ with a ``register(app)`` function.
-COMMANDS: list[str] = []
+COMMANDS: list[str] = ["sweep", "report", "slurm"]
 
 app = typer.Typer(
     name="inq",

@@ -90,8 +90,8 @@ def check_spec(spec: SbatchSpec, recipe_trainer: Mapping[str, Any] | None = None
     ):
         if key in given and given[key] != str(want):
             raise InqError(
-                f"{key}={given[key]} disagrees with {flag} {want}: SLURM starts {flag.strip('-')} x "
-                "tasks and Lightning must expect the same number (drop the override)"
+                f"{key}={given[key]} disagrees with {flag} {want}: Lightning must expect exactly the "
+                "processes SLURM starts, or the job hangs (drop the override)"
             )
     strategy = str(given.get("trainer.strategy", (recipe_trainer or {}).get("strategy", "auto")))
     if strategy in _SPAWNING_STRATEGIES:
