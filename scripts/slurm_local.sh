@@ -55,6 +55,8 @@ ClusterName=inqlocal
 SlurmctldHost=$node(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
+# Short credential lifetime: a requeued job may start again after it (default 120 s).
+AuthInfo=cred_expire=10
 CredType=cred/munge
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
