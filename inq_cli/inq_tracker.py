@@ -44,6 +44,11 @@ def compression_ratio(layers: Iterable[_Layer]) -> float:
     return FLOAT_BITS * total / stored
 
 
+def _inq_callback(trainer: "pl.Trainer") -> Any | None:
+    """The run's INQ callback, if any (found by name so this file needs no INQ import at load)."""
+    return next((cb for cb in trainer.callbacks if type(cb).__name__ == "INQCallback"), None)
+
+
 def _layer_report(module: torch.nn.Module) -> list[Any]:
     from modules.inq import layer_report
 
@@ -51,8 +56,9 @@ def _layer_report(module: torch.nn.Module) -> list[Any]:
 
 
 class InqTracker(Callback):
-    """Logs `inq/frozen_fraction`, `inq/compression_ratio`, `inq/stage` every training epoch, and at
-    the end of each stage `stage/<metric>` plus W&B weight histograms `weights/<layer>`."""
+    """Logs `inq/compression_ratio` every training epoch (and `inq/frozen_fraction` unless the INQ
+    callback logs it), and at the end of each stage `stage/<metric>` for the stage's last metrics,
+    plus W&B weight histograms `weights/<layer>` and, at the end, a W&B table `inq/stages`."""
 
     def __init__(self, histograms: bool = True, max_histogram_layers: int = 64) -> None:
         self.histograms = histograms
@@ -76,15 +82,18 @@ class InqTracker(Callback):
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         layers = _layer_report(pl_module)
         level = frozen_fraction(layers)
+        inq = _inq_callback(trainer)
         if level > self.level + 1e-9:
-            if self.stage > 0 or self.last_metrics:
+            if self.last_metrics:
                 self._close_stage(trainer, pl_module)
             self.stage += 1
             self.level = level
+        if inq is not None:  # the INQ callback's own count (it also logs inq/stage, inq/frozen_fraction)
+            self.stage = int(getattr(inq, "stages_done", self.stage))
         ratio = compression_ratio(layers)
-        for key, value in (("inq/frozen_fraction", level), ("inq/compression_ratio", ratio),
-                           ("inq/stage", float(self.stage))):
-            pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=True)
+        pl_module.log("inq/compression_ratio", ratio, on_step=False, on_epoch=True, sync_dist=True)
+        if inq is None or not getattr(inq, "log_stats", False):
+            pl_module.log("inq/frozen_fraction", level, on_step=False, on_epoch=True, sync_dist=True)
         self.last_metrics = {
             k: float(v) for k, v in trainer.callback_metrics.items()
             if not k.startswith(("inq/", "stage/")) and torch.as_tensor(v).numel() == 1
