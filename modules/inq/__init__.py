@@ -1,0 +1,37 @@
+"""INQ core: exact power-of-two math, partition and schedules, and the Lightning callback.
+
+Usable from any Lightning project::
+
+    from modules.inq import INQCallback
+    trainer = Trainer(callbacks=[INQCallback(bits=5, portions=[0.5, 0.75, 0.875, 1.0], epochs_per_stage=2)])
+"""
+from modules.inq.callback import INQCallback
+from modules.inq.math import (
+    exponent_range,
+    frozen_target,
+    grow_mask,
+    in_levels,
+    levels,
+    num_magnitudes,
+    partition_scores,
+    quantize,
+    round_exponent,
+    validate_portions,
+)
+from modules.inq.schedule import StageSchedule, restart_lr
+from modules.inq.state import (
+    LayerReport,
+    Target,
+    attach_buffers,
+    layer_report,
+    prepare_state_dict_buffers,
+    select_targets,
+    tracked_targets,
+)
+
+__all__ = [
+    "INQCallback", "LayerReport", "StageSchedule", "Target", "attach_buffers", "exponent_range",
+    "frozen_target", "grow_mask", "in_levels", "layer_report", "levels", "num_magnitudes",
+    "partition_scores", "prepare_state_dict_buffers", "quantize", "restart_lr", "round_exponent",
+    "select_targets", "tracked_targets", "validate_portions",
+]
