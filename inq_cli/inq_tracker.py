@@ -135,7 +135,9 @@ class InqTracker(Callback):
         params = dict(pl_module.named_parameters())
         data: dict[str, Any] = {}
         for layer in _layer_report(pl_module)[: self.max_histogram_layers]:
-            weight = params.get(layer.name) or params.get(f"{layer.name}.weight")
+            weight = params.get(layer.name)
+            if weight is None:
+                weight = params.get(f"{layer.name}.weight")
             if weight is not None:
                 values = weight.detach().float().cpu().flatten().numpy()
                 data[f"weights/{layer.name}"] = wandb.Histogram(values, num_bins=64)

@@ -77,3 +77,115 @@ def test_frozen_fraction_and_compression_ratio() -> None:
     assert frozen_fraction(half) == pytest.approx(0.125)
     assert compression_ratio(half) == pytest.approx(32 * 400 / (50 * 4 + 350 * 32))
     assert compression_ratio([]) == 1.0 and frozen_fraction([]) == 0.0
+
+
+# --- a real offline W&B run: its folder holds the logged keys -------------------------------------
+
+def _wandb_records(path: Path):
+    """The records of a `.wandb` file (LevelDB-style log of protobuf `Record`s), as W&B writes them."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, pending = 7, 32768, b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        pos += 7
+        if kind == 0 and length == 0:
+            break
+        chunk, pos = data[pos:pos + length], pos + length
+        if kind in (1, 2):
+            pending = chunk
+        else:
+            pending += chunk
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def _history_keys(run_dir: Path) -> tuple[set[str], dict]:
+    keys: set[str] = set()
+    config: dict = {}
+    for record in _wandb_records(next(run_dir.glob("run-*.wandb"))):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            keys |= {item.key or "/".join(item.nested_key) for item in record.history.item}
+        elif kind == "run":
+            config = {item.key: item.value_json for item in record.run.config.update}
+    return keys, config
+
+
+@pytest.mark.slow
+def test_offline_run_folder_holds_the_logged_keys(tmp_path: Path, monkeypatch, capsys) -> None:
+    import lightning.pytorch as pl
+    import torch
+    import wandb
+    from lightning.pytorch.loggers import CSVLogger
+
+    from inq_cli.inq_tracker import InqTracker
+    from inq_cli.tracking import build_wandb_logger
+    from modules.inq import INQCallback
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+
+    class Tiny(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+
+        def training_step(self, batch, _):
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            self.log("val/acc", (self.net(x).argmax(1) == y).float().mean())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+    gen = torch.Generator().manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(48, 6, generator=gen), torch.randint(0, 3, (48,), generator=gen))
+    loader = torch.utils.data.DataLoader(data, batch_size=16)
+    run_dir = tmp_path / "runs" / "tiny" / "20260101-000000"
+    wb = build_wandb_logger({"wandb": {"project": "inq-tests", "tags": ["t"]}}, run_dir, run_dir.name,
+                            config={"inq": {"bits": 4}})
+    csv_logger = CSVLogger(save_dir=str(run_dir), name="", version="")
+    trainer = pl.Trainer(
+        max_epochs=3, accelerator="cpu", devices=1, logger=[csv_logger, wb], enable_progress_bar=False,
+        enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(run_dir),
+        callbacks=[INQCallback(bits=4, portions=(0.5, 1.0), epochs_per_stage=1, float_epochs=1), InqTracker()],
+    )
+    try:
+        trainer.fit(Tiny(), train_dataloaders=loader, val_dataloaders=loader)
+    finally:
+        wandb.finish()
+    out = capsys.readouterr().out
+    hints = [line for line in out.splitlines() if line.startswith("wandb: offline")]
+    assert len(hints) == 1 and "sync later with: wandb sync" in hints[0] and "no W&B credentials" in hints[0]
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and hints[0].endswith(str(offline[0]))
+    keys, config = _history_keys(offline[0])
+    for key in ["val/acc", "inq/frozen_fraction", "inq/compression_ratio", "inq/stage", "stage/val/acc",
+                "stage/frozen_fraction", "stage/compression_ratio", "stage/stage", "trainer/global_step"]:
+        assert key in keys, (key, sorted(keys))
+    histograms = {k.split("/_type")[0] for k in keys if k.startswith("weights/") and k.endswith("/_type")}
+    assert histograms == {"weights/net.0.weight", "weights/net.2.weight"}
+    assert "inq/stages/_type" in keys  # the per-stage table at the end
+    assert config.get("inq") == '{"bits":4}' or '"bits": 4' in config.get("inq", "")
+    # The CSV log stays, with the same INQ numbers.
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"inq/compression_ratio", "inq/frozen_fraction", "stage/val/acc", "val/acc"} <= set(header)
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    ratios = [r.split(",")[header.index("inq/compression_ratio")] for r in rows[1:]]
+    assert float([r for r in ratios if r][-1]) == pytest.approx(8.0)  # fully frozen at 4 bits: 32/4
