@@ -10,35 +10,27 @@ from __future__ import annotations
 import netrc
 import os
 import socket
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, Mapping
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_HOST = "https://api.wandb.ai"
 _RANK_VARS = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "JSM_NAMESPACE_RANK")
 
 
-class WandbSettings(BaseModel):
-    """`logger.wandb`: where a run goes on W&B and whether it goes online."""
+@dataclass(frozen=True)
+class WandbChoice:
+    """What a run asks of W&B: the recipe's `logger.wandb` section, normalised."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    project: str = Field("inq", min_length=1, description="W&B project")
-    entity: str | None = Field(None, description="W&B team or user (default: the account's)")
-    tags: list[str] = Field(default_factory=list, description="tags on the W&B run")
-    mode: Literal["online", "offline", "disabled"] = Field(
-        "online", description="online falls back to offline without credentials or network"
-    )
-
-
-class LoggerSettings(BaseModel):
-    """`logger`: extra experiment trackers; the CSV metrics log is always written."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    wandb: WandbSettings | None = None
+    project: str = "inq"
+    entity: str | None = None
+    tags: tuple[str, ...] = ()
+    mode: str = "online"  # online | offline | disabled
+    name: str | None = None
+    group: str | None = None
+    log_model: bool = False
 
 
 def env_is_rank_zero(env: Mapping[str, str] | None = None) -> bool:
@@ -80,7 +72,7 @@ def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
 
 
 def resolve_mode(
-    settings: WandbSettings, env: Mapping[str, str] | None = None, probe: bool = True
+    settings: WandbChoice, env: Mapping[str, str] | None = None, probe: bool = True
 ) -> tuple[str, str | None]:
     """(mode, reason it is offline or None): WANDB_MODE wins, then the recipe, then the fallbacks."""
     env = os.environ if env is None else env
@@ -105,17 +97,23 @@ def sync_hint(run_path: str | Path, reason: str | None) -> str:
     return f"wandb: offline ({reason or 'offline mode'}); sync later with: wandb sync {run_path}"
 
 
-def wandb_settings_for(logger_section: Any, env: Mapping[str, str] | None = None) -> WandbSettings | None:
-    """The run's W&B settings: the recipe's, or defaults when a sweep agent started the run."""
+def wandb_choice(logger_section: Any, env: Mapping[str, str] | None = None) -> WandbChoice | None:
+    """The run's W&B wishes from the recipe's `logger` section (a model or a mapping), or defaults
+    when a sweep agent started the run; None when the run does not use W&B."""
     env = os.environ if env is None else env
     section = getattr(logger_section, "wandb", None)
     if section is None and isinstance(logger_section, Mapping):
         section = logger_section.get("wandb")
-    if isinstance(section, Mapping):
-        section = WandbSettings(**section)
-    if section is None and env.get("WANDB_SWEEP_ID"):
-        section = WandbSettings(project=env.get("WANDB_PROJECT") or "inq")
-    return section
+    if section is None:
+        if not env.get("WANDB_SWEEP_ID"):
+            return None
+        section = {"project": env.get("WANDB_PROJECT")}
+    if hasattr(section, "model_dump"):
+        section = section.model_dump()
+    known = {f.name for f in fields(WandbChoice)}
+    values = {k: v for k, v in dict(section).items() if k in known and v is not None}
+    values["tags"] = tuple(values.get("tags", ()))
+    return WandbChoice(**values)
 
 
 def build_wandb_logger(
@@ -129,7 +127,7 @@ def build_wandb_logger(
 
     `config` (the resolved recipe) becomes the W&B run's config on rank zero.
     """
-    settings = wandb_settings_for(logger_section)
+    settings = wandb_choice(logger_section)
     if settings is None:
         return None
     if env_is_rank_zero():
@@ -146,8 +144,9 @@ def build_wandb_logger(
         project=settings.project,
         entity=settings.entity,
         tags=list(settings.tags) or None,
-        name=run_name,
-        group=group,
+        name=settings.name or run_name,
+        group=settings.group or group,
+        log_model=settings.log_model and mode == "online",  # nothing to upload offline
         save_dir=str(run_dir),
         offline=mode == "offline",
         config=config,

@@ -19,6 +19,9 @@ class InqWandbLogger(WandbLogger):
 
             kwargs.setdefault("settings", wandb.Settings(silent=True))
         super().__init__(**kwargs)
+        init = getattr(self, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous") is None:
+            init.pop("anonymous", None)  # W&B warns about the setting even when it is unset
         self.offline_reason = offline_reason
         self._hint_shown = False
 

@@ -32,12 +32,13 @@ def _free_port() -> int:
 def test_two_nodes_on_localhost_train_together(tmp_path: Path) -> None:
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("SLURM_", "WANDB_")) and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
-    base.update(PYTHONPATH=str(ROOT), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    # The nodes share the run folder (a shared file system, as on clusters) and agree on its name.
+    base.update(PYTHONPATH=str(ROOT), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
+                INQ_RUN_NAME="two-nodes")
     procs = []
     for node in (0, 1):
-        # Each "machine" has its own disk: its own output_dir.
         cmd = [sys.executable, "-m", "inq_cli.app", "train", "recipes/quickstart.yaml", *TINY,
-               f"output_dir={tmp_path / f'node{node}'}"]
+               f"output_dir={tmp_path / 'runs'}"]
         log = (tmp_path / f"node{node}.log").open("w")
         procs.append((subprocess.Popen(cmd, cwd=ROOT, env={**base, "NODE_RANK": str(node)},
                                        stdout=log, stderr=subprocess.STDOUT), log))
@@ -52,8 +53,8 @@ def test_two_nodes_on_localhost_train_together(tmp_path: Path) -> None:
     assert codes == [0, 0], logs[0][-2000:] + logs[1][-2000:]
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in logs[0]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in logs[1]
-    runs = list((tmp_path / "node0" / "quickstart").iterdir())
-    assert len(runs) == 1
+    runs = list((tmp_path / "runs" / "quickstart").iterdir())
+    assert [r.name for r in runs] == ["two-nodes"]
     ckpt = torch.load(runs[0] / "last.ckpt", map_location="cpu", weights_only=False)
     # 2 batches of the training set per rank and epoch, 3 epochs: the ranks stepped together.
     assert ckpt["epoch"] == 2 and ckpt["global_step"] == 6

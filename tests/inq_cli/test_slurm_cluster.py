@@ -3,6 +3,7 @@ requeued while running (`scontrol requeue`, then Lightning's own SIGUSR1 requeue
 its INQ state. The cluster comes from scripts/slurm_local.sh (root only; skipped otherwise)."""
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shutil
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from inq_cli.runs_index import metrics_parts
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -129,17 +132,17 @@ def test_ddp_job_finishes_and_writes_its_checkpoint(cluster: None, tmp_path: Pat
 
 
 def test_requeued_job_resumes_with_its_inq_state(cluster: None, tmp_path: Path) -> None:
-    job_id, run = _submit(tmp_path, ["inq.float_epochs=1", "inq.epochs_per_stage=4",
-                                     "inq.portions=[0.5, 0.75, 1.0]", "trainer.max_epochs=40"])
-    # Wait until INQ's first stage is in a checkpoint, then take the job away as an admin would.
+    # Stages start at epochs 1 and 51 (an epoch is a fraction of a second): a wide window to be
+    # taken away in, mid-INQ.
+    job_id, run = _submit(tmp_path, ["inq.float_epochs=1", "inq.epochs_per_stage=50",
+                                     "inq.portions=[0.5, 1.0]", "trainer.max_epochs=101"])
+    # The float checkpoint is written as INQ's first stage starts: take the job away then, as an
+    # admin would (the stop itself happens at the next batch end, inside stage 1).
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if (run / "last.ckpt").is_file() and _inq(_load(run / "last.ckpt"))[0] >= 1:
-            break
+    while not (run / "float.ckpt").is_file():
+        assert time.monotonic() < deadline, "INQ never started"
         assert _state(job_id) in ("PENDING", "RUNNING", "CONFIGURING"), _log(tmp_path, job_id)[-3000:]
-        time.sleep(0.3)
-    else:
-        pytest.fail("no checkpoint with an INQ stage appeared")
+        time.sleep(0.1)
     assert subprocess.run(["scontrol", "requeue", job_id]).returncode == 0
     # Once it runs again and has moved on, preempt it the way --signal=SIGUSR1@90 does.
     deadline = time.monotonic() + 300
@@ -150,15 +153,20 @@ def test_requeued_job_resumes_with_its_inq_state(cluster: None, tmp_path: Path) 
     assert _wait(job_id) == "COMPLETED", _log(tmp_path, job_id)[-3000:]
     log = _log(tmp_path, job_id)
     assert "restart 0" in log and "restart 1" in log and "restart 2" in log, log[-3000:]
-    assert list(run.glob("hpc_ckpt_*.ckpt")), "Lightning's SIGUSR1 handler saved no hpc checkpoint"
+    assert f"Requeued SLURM job {job_id}" in log  # the SIGUSR1 warning: saved, then requeued itself
     # The first restart resumed mid-INQ from the checkpoint saved on SIGTERM, masks included.
     restored_name, restored = first_resume
     stages, masks = _inq(restored)
-    assert restored_name in ("preempted.ckpt", "last.ckpt") and stages >= 1
-    assert 0.0 < sum(float(m.float().mean()) for m in masks) / len(masks) < 1.0
-    final = _load(run / "last.ckpt")
-    assert final["epoch"] == 39 and final["global_step"] == 40 * 2
-    assert _assert_fully_quantized(final) == 3
+    assert restored_name == "preempted.ckpt" and stages == 1, (restored_name, stages, log[-4000:])
+    frozen = sum(float(m.float().mean()) for m in masks) / len(masks)
+    assert 0.0 < frozen < 1.0, (restored["epoch"], restored["global_step"], stages, frozen)
+    # It trained to the end: every epoch, every step, logged across the three parts of the run.
+    rows = [row for part in metrics_parts(run / "metrics.csv") for row in csv.DictReader(part.open())]
+    validated = {int(float(r["epoch"])) for r in rows if r.get("val/acc")}
+    assert validated == set(range(101)), sorted(set(range(101)) - validated)
+    assert max(int(float(r["step"])) for r in rows if r.get("val/acc")) == 101 * 2 - 1
+    assert _assert_fully_quantized(_load(run / "last.ckpt")) == 2
+    assert not list(run.glob("hpc_ckpt_*.ckpt"))
 
 
 def _resumed_from(tmp_path: Path, job_id: str, run: Path, deadline: float) -> tuple[str, dict]:

@@ -5,18 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from inq_cli.inq_tracker import compression_ratio, frozen_fraction
-from inq_cli.tracking import (
-    LoggerSettings,
-    WandbSettings,
-    env_is_rank_zero,
-    has_credentials,
-    resolve_mode,
-    sync_hint,
-    wandb_settings_for,
-)
+from inq_cli.errors import InqError
+from inq_cli.tracking import WandbChoice, env_is_rank_zero, has_credentials, resolve_mode, sync_hint, wandb_choice
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -27,18 +21,23 @@ class Layer:
     frozen_fraction: float
 
 
-def test_section_schema() -> None:
-    section = LoggerSettings(wandb={"project": "inq", "entity": "lab", "tags": ["vgg"], "mode": "offline"})
-    assert section.wandb.tags == ["vgg"] and section.wandb.mode == "offline"
-    with pytest.raises(ValidationError):
-        WandbSettings(mode="sometimes")
-    with pytest.raises(ValidationError):
-        WandbSettings(projct="typo")
+def test_logger_wandb_section_in_recipes() -> None:
+    from inq_cli.recipe import load_recipe
+
+    quickstart = ROOT / "recipes" / "quickstart.yaml"
+    recipe = load_recipe(quickstart, ["logger.wandb.project=inq", "logger.wandb.entity=lab",
+                                      "logger.wandb.tags=[vgg, 8bit]", "logger.wandb.mode=offline"])
+    choice = wandb_choice(recipe.logger, {})
+    assert choice == WandbChoice(project="inq", entity="lab", tags=("vgg", "8bit"), mode="offline")
+    with pytest.raises(InqError, match="logger.wandb.mode"):
+        load_recipe(quickstart, ["logger.wandb.mode=sometimes"])
+    with pytest.raises(InqError, match="logger.wandb.projct"):
+        load_recipe(quickstart, ["logger.wandb.projct=typo"])
 
 
 def test_offline_without_credentials_or_network(tmp_path: Path) -> None:
     no_netrc = {"NETRC": str(tmp_path / "absent")}
-    assert resolve_mode(WandbSettings(), no_netrc) == (
+    assert resolve_mode(WandbChoice(), no_netrc) == (
         "offline", "no W&B credentials (WANDB_API_KEY or `wandb login`)")
     netrc = tmp_path / "netrc"
     netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
@@ -47,11 +46,11 @@ def test_offline_without_credentials_or_network(tmp_path: Path) -> None:
     assert not has_credentials({"NETRC": str(netrc), "WANDB_BASE_URL": "https://wandb.example.org"})
     # Credentials but a server that does not answer: offline, naming the host.
     env = {"WANDB_API_KEY": "k" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
-    mode, reason = resolve_mode(WandbSettings(), env)
+    mode, reason = resolve_mode(WandbChoice(), env)
     assert mode == "offline" and reason == "127.0.0.1 is not reachable"
-    assert resolve_mode(WandbSettings(), {**env, "WANDB_MODE": "offline"}) == ("offline", "WANDB_MODE=offline")
-    assert resolve_mode(WandbSettings(mode="disabled"), env) == ("disabled", None)
-    assert resolve_mode(WandbSettings(mode="offline"), env)[0] == "offline"
+    assert resolve_mode(WandbChoice(), {**env, "WANDB_MODE": "offline"}) == ("offline", "WANDB_MODE=offline")
+    assert resolve_mode(WandbChoice(mode="disabled"), env) == ("disabled", None)
+    assert resolve_mode(WandbChoice(mode="offline"), env)[0] == "offline"
     line = sync_hint("runs/x/wandb/offline-run-1", "no W&B credentials")
     assert "\n" not in line and line.endswith("wandb sync runs/x/wandb/offline-run-1")
 
@@ -64,9 +63,11 @@ def test_rank_zero_from_launcher_environment() -> None:
 
 
 def test_sweep_agent_runs_log_without_a_section() -> None:
-    assert wandb_settings_for(None, {}) is None
-    assert wandb_settings_for(None, {"WANDB_SWEEP_ID": "abc", "WANDB_PROJECT": "p"}).project == "p"
-    assert wandb_settings_for({"wandb": {"project": "q"}}, {}).project == "q"
+    assert wandb_choice(None, {}) is None
+    assert wandb_choice({"wandb": None}, {}) is None
+    assert wandb_choice(None, {"WANDB_SWEEP_ID": "abc", "WANDB_PROJECT": "p"}).project == "p"
+    assert wandb_choice(None, {"WANDB_SWEEP_ID": "abc"}).project == "inq"
+    assert wandb_choice({"wandb": {"project": "q", "tags": ["a"]}}, {}) == WandbChoice(project="q", tags=("a",))
 
 
 def test_frozen_fraction_and_compression_ratio() -> None:
