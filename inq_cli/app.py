@@ -7,9 +7,15 @@ import sys
 import typer
 
 from inq_cli.errors import InqError
+from modules.errors import InputError
+
+try:  # typer >= 0.2x carries its own click; earlier versions use click itself
+    from typer import TyperException as UsageProblem
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import ClickException as UsageProblem
 
 # Each name is a module in inq_cli/commands/ with a ``register(app)`` function.
-COMMANDS: list[str] = ["sweep", "report", "slurm"]
+COMMANDS: list[str] = ["train", "eval", "validate", "recipes", "verify", "sweep", "report", "slurm"]
 
 app = typer.Typer(
     name="inq",
@@ -24,13 +30,36 @@ for _name in COMMANDS:
     importlib.import_module(f"inq_cli.commands.{_name}").register(app)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one line on stderr and exit with code 2."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = typer.main.get_command(app)
+    if not args:
+        args = ["--help"]
     try:
-        app(args=argv, standalone_mode=True)
-    except InqError as err:
+        code = command.main(args=args, prog_name="inq", standalone_mode=False)
+    except UsageProblem as err:
+        ctx = getattr(err, "ctx", None)
+        if type(err).__name__ == "NoArgsIsHelpError":  # `inq train` alone: its help
+            text = err.format_message()  # (typer's rich help has printed itself already)
+            if text.strip():
+                typer.echo(text)
+            code = 0
+        else:  # bad arguments or options: one line
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            typer.echo(f"error: {where}{_one_line(err.format_message())}", err=True)
+            code = InqError.exit_code
+    except (InqError, InputError) as err:
         typer.echo(f"error: {err}", err=True)
-        sys.exit(InqError.exit_code)
+        code = InqError.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,18 @@
+"""LightningModules, networks, datamodules and the INQ core: usable from any Lightning project."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modules.loading import load_model
+
+__all__ = ["load_model"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so `import modules.registry` stays light (no torch import for recipe validation).
+    if name == "load_model":
+        from modules.loading import load_model
+
+        return load_model
+    raise AttributeError(f"module 'modules' has no attribute {name!r}")

@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from modules.inq.math import check_bits, exponent_range, grow_mask, partition_scores, quantize
+from modules.inq.math import check_bits, exponent_range, freeze_stage_, max_abs
 from modules.inq.schedule import StageSchedule, restart_lr
 from modules.inq.state import BITS, MASK, N1, UNSET, Target, attach_buffers, layer_report, select_targets
 
@@ -197,15 +197,12 @@ class INQCallback(pl.Callback):
         for index, target in enumerate(self._targets):
             weight, mask, n1_buf = target.param, target.buffer(MASK), target.buffer(N1)
             if int(n1_buf) == UNSET:
-                s = self.max_value if self.max_value is not None else float(weight.detach().abs().max())
+                s = self.max_value if self.max_value is not None else max_abs(weight)
                 n1_buf.fill_(exponent_range(s, self.bits)[0] if s > 0 else 0)
             gen = None
             if self.strategy == "random":
                 gen = torch.Generator().manual_seed(self.seed * 1_000_003 + stage * 7919 + index)
-            grown = grow_mask(partition_scores(weight, self.strategy, gen), mask, portion)
-            fresh = grown & ~mask
-            weight.copy_(torch.where(fresh, quantize(weight, self.bits, int(n1_buf)), weight))
-            mask.copy_(grown)
+            freeze_stage_(weight, mask, portion, self.bits, int(n1_buf), self.strategy, gen)
 
     def _clear_optimizer_state(self, optimizers: Sequence[torch.optim.Optimizer]) -> None:
         for optimizer in optimizers:

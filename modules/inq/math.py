@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from modules.inq.fast import abs_max_f32, exponents_fit, freeze_magnitude_f32_, quantize_f32
+
 MIN_BITS = 2
 MAX_BITS = 9
 
@@ -73,6 +75,8 @@ def quantize(weight: Tensor, bits: int, n1: int) -> Tensor:
     """
     n2 = n1 + 1 - num_magnitudes(bits)
     w = weight.detach()
+    if w.dtype in (torch.float32, torch.float16, torch.bfloat16) and exponents_fit(n2, n1):
+        return quantize_f32(w.float(), n2, n1).to(weight.dtype)
     work = w if w.dtype in (torch.float32, torch.float64) else w.float()
     mag = work.abs()
     mantissa, exp = torch.frexp(mag)
@@ -137,3 +141,27 @@ def grow_mask(scores: Tensor, mask: Tensor, portion: float) -> Tensor:
     grown = flat_mask.clone()
     grown[chosen] = True
     return grown.reshape(mask.shape)
+
+
+def freeze_stage_(weight: Tensor, mask: Tensor, portion: float, bits: int, n1: int, strategy: str = "magnitude",
+                  generator: torch.Generator | None = None) -> None:
+    """One INQ stage on one layer, in place: grow ``mask`` to ``portion`` and round the new entries.
+
+    float32 magnitude partitions take the chunked bit path of ``fast.py``; everything else uses
+    ``grow_mask`` + ``quantize``. Both give the same result.
+    """
+    n2 = n1 + 1 - num_magnitudes(bits)
+    target = frozen_target(mask.numel(), portion)
+    if (strategy == "magnitude" and weight.dtype == torch.float32 and weight.is_contiguous()
+            and exponents_fit(n2, n1)):
+        freeze_magnitude_f32_(weight, mask, target, n2, n1)
+        return
+    grown = grow_mask(partition_scores(weight, strategy, generator), mask, portion)
+    fresh = grown & ~mask
+    weight.detach().copy_(torch.where(fresh, quantize(weight, bits, n1), weight.detach()))
+    mask.copy_(grown)
+
+
+def max_abs(weight: Tensor) -> float:
+    """max |w| of a tensor (the s of n1 = floor(log2(4s/3)))."""
+    return abs_max_f32(weight)

@@ -122,3 +122,39 @@ def test_grow_mask_takes_largest_unfrozen_and_never_unfreezes() -> None:
         w = torch.where(grown, torch.zeros_like(w), w)
         mask = grown
     assert bool(mask.all())
+
+
+def _generic_stage(w: torch.Tensor, mask: torch.Tensor, portion: float, bits: int, n1: int):
+    grown = grow_mask(w.abs(), mask, portion)
+    return torch.where(grown & ~mask, quantize(w.double(), bits, n1).float(), w), grown
+
+
+@pytest.mark.parametrize("n", [1000, 300_001])
+def test_fast_stage_equals_generic_path(n: int) -> None:
+    from modules.inq.math import freeze_stage_
+
+    torch.manual_seed(n)
+    w = torch.randn(n) * 0.05
+    mask = torch.zeros(n, dtype=torch.bool)
+    ref_w, ref_mask = w.clone(), mask.clone()
+    for portion in (0.3, 0.5, 0.75, 0.875, 0.99, 1.0):
+        freeze_stage_(w, mask, portion, 5, -3)
+        ref_w, ref_mask = _generic_stage(ref_w, ref_mask, portion, 5, -3)
+        assert torch.equal(mask, ref_mask), portion
+        assert torch.equal(w, ref_w), portion
+
+
+def test_fast_stage_with_many_ties_keeps_counts_and_order() -> None:
+    from modules.inq.math import freeze_stage_
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.tensor([0.5, -0.25, 0.125, 1.0])[torch.randint(4, (200_003,), generator=g)]
+    mask = torch.zeros(w.shape, dtype=torch.bool)
+    for portion in (0.4, 0.8, 1.0):
+        before = w.abs().clone()
+        old = mask.clone()
+        freeze_stage_(w, mask, portion, 4, 0)
+        assert int(mask.sum()) == frozen_target(w.numel(), portion)
+        fresh, free = mask & ~old, ~mask
+        if free.any():
+            assert before[fresh].min() >= before[free].max()

@@ -1,0 +1,42 @@
+"""`inq train RECIPE [key=value ...]`: validate, train, test, print the summary."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+HELP = """Train a recipe: float epochs, then INQ stages; prints float vs INQ metrics at the end.
+
+The run goes to <output_dir>/<recipe name>/<timestamp>/ (checkpoints, resolved.yaml, metrics.csv,
+summary.json). Overrides are dotted key=value pairs; the command line wins over the file.
+
+Examples:
+
+  inq train recipes/quickstart.yaml
+
+  inq train recipes/quickstart.yaml inq.bits=4 optimizer.lr=0.01 trainer.accelerator=gpu
+
+  inq train recipes/quickstart.yaml --resume runs/quickstart/20250101-120000/last.ckpt
+"""
+
+
+def train(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file.", show_default=False),
+    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. optimizer.lr=0.01.",
+                                                    show_default=False),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from this checkpoint (its run folder).",
+                                          show_default=False),
+) -> None:
+    from inq_cli.recipe import load_recipe
+
+    resolved = load_recipe(recipe, overrides or [])
+    from inq_cli.report import print_tables, summary_tables
+    from inq_cli.runs import train as run_training
+
+    result = run_training(resolved, recipe.stem, resume=resume)
+    print_tables(summary_tables(result))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", help=HELP, no_args_is_help=True)(train)

@@ -1,0 +1,48 @@
+"""`inq validate RECIPE... [key=value ...]`: check recipes against the schema without running."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from inq_cli.errors import InqError
+
+HELP = """Check recipes without running them: every key, type and range, one line per recipe.
+
+Arguments containing '=' are overrides applied to every recipe. Exit code 2 if any recipe is bad.
+
+Examples:
+
+  inq validate recipes/quickstart.yaml
+
+  inq validate recipes/*.yaml
+
+  inq validate recipes/quickstart.yaml inq.bits=3 optimizer.lr=0.001
+"""
+
+
+def validate(
+    items: list[str] = typer.Argument(..., metavar="RECIPE... [KEY=VALUE...]", help="Recipe files, then overrides.",
+                                      show_default=False),
+) -> None:
+    from inq_cli.recipe import load_recipe
+
+    recipes = [i for i in items if "=" not in i or Path(i).exists()]
+    overrides = [i for i in items if i not in recipes]
+    if not recipes:
+        raise InqError("validate: no recipe file given")
+    failed = 0
+    for path in recipes:
+        try:
+            load_recipe(path, overrides)
+        except InqError as err:
+            failed += 1
+            typer.echo(f"error: {err}", err=True)
+        else:
+            typer.echo(f"ok: {path}")
+    if failed:
+        raise typer.Exit(InqError.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate", help=HELP, no_args_is_help=True)(validate)

@@ -1,0 +1,54 @@
+"""The LightningModule every task family (classification, segmentation, speech) derives from.
+
+It rebuilds itself from plain, recipe-shaped dicts (`model`, `data_info`, `optimizer`,
+`scheduler`, `recipe`) and saves them as hyper-parameters, so a checkpoint alone is enough to
+rebuild the module (`modules.load_model`) without the CLI.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from modules.optim import lightning_optimizers, parse_optimizer, parse_scheduler
+from modules.registry import model_entry, parse_model_config
+
+
+class BaseModule(pl.LightningModule):
+    """Holds the network (`self.net`) built through the model registry, and the optimizer set-up.
+
+    Args:
+        model: the recipe's `model` section (dispatched by `name` through modules.registry).
+        data_info: what the network needs to know about the data (e.g. num_classes, in_channels).
+        optimizer: the recipe's `optimizer` section (see modules.optim).
+        scheduler: the recipe's `scheduler` section; None means a constant learning rate.
+        recipe: the whole resolved recipe, kept in the checkpoint for `inq eval` / `inq verify`.
+    """
+
+    # The validation metric that picks the best checkpoint; families override it.
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+    def __init__(self, model: Mapping[str, Any], data_info: Mapping[str, Any], optimizer: Mapping[str, Any],
+                 scheduler: Mapping[str, Any] | None = None, recipe: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.model_config = parse_model_config(model)
+        self.optimizer_config = parse_optimizer(optimizer)
+        self.scheduler_config = parse_scheduler(scheduler)
+        self.data_info = dict(data_info)
+        self.save_hyperparameters({
+            "model": self.model_config.model_dump(mode="json"),
+            "data_info": self.data_info,
+            "optimizer": self.optimizer_config.model_dump(mode="json"),
+            "scheduler": self.scheduler_config.model_dump(mode="json"),
+            "recipe": dict(recipe) if recipe is not None else None,
+        })
+        self.net = model_entry(self.model_config.name).build(self.model_config, self.data_info)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def configure_optimizers(self) -> Any:
+        return lightning_optimizers(self.optimizer_config, self.scheduler_config, self.parameters())

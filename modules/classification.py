@@ -1,0 +1,100 @@
+"""Image classification: cross-entropy training, top-1 / top-5 error (torchmetrics), and the
+classification networks registered for recipes (`model.name`)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, PositiveFloat, PositiveInt
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from modules.base import BaseModule
+from modules.errors import InputError
+from modules.networks.vgg import POOL, VGG, pooled_size
+from modules.registry import ModelConfig, register_model
+
+STAGES = ("train", "val", "test")
+
+
+class ClassificationModule(BaseModule):
+    """Trains `self.net` (images -> class logits) and logs `<stage>/loss`, `<stage>/acc`,
+    `<stage>/top1_error` and, with 5 or more classes, `<stage>/top5_error`."""
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+
+    def __init__(self, model: Mapping[str, Any], data_info: Mapping[str, Any], optimizer: Mapping[str, Any],
+                 scheduler: Mapping[str, Any] | None = None, recipe: Mapping[str, Any] | None = None) -> None:
+        super().__init__(model, data_info, optimizer, scheduler, recipe)
+        num_classes = int(self.data_info["num_classes"])
+        self.top_k = (1, 5) if num_classes >= 5 else (1,)
+        self.criterion = nn.CrossEntropyLoss()
+        # keyed "<stage>_metrics": a ModuleDict key may not shadow nn.Module.train
+        self.stage_metrics = nn.ModuleDict({
+            f"{stage}_metrics": MetricCollection({f"top{k}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
+                                     for k in self.top_k})
+            for stage in STAGES
+        })
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = self.criterion(logits, labels)
+        self.stage_metrics[f"{stage}_metrics"].update(logits.detach(), labels)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, batch_size=labels.shape[0],
+                 sync_dist=stage != "train", prog_bar=stage == "train")
+        return loss
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        metrics = self.stage_metrics[f"{stage}_metrics"]
+        values = metrics.compute()
+        out = {f"{stage}/acc": values["top1"], f"{stage}/top1_error": 1.0 - values["top1"]}
+        if "top5" in values:
+            out[f"{stage}/top5_error"] = 1.0 - values["top5"]
+        for name, value in out.items():  # val/acc is the one number worth watching on the bar
+            self.log(name, value, prog_bar=name == "val/acc")
+        metrics.reset()
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+
+class VGGConfig(ModelConfig):
+    """`model: {name: vgg, ...}`: a VGG-style CNN; `layers` lists conv channels and 'M' pools."""
+
+    name: Literal["vgg"] = "vgg"
+    layers: list[PositiveInt | Literal["M"]] = Field(default_factory=lambda: [16, 16, "M", 32, 32, "M"], min_length=1)
+    width: PositiveFloat = 1.0
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [64])
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    batch_norm: bool = False
+
+
+@register_model("vgg", VGGConfig, module=ClassificationModule)
+def build_vgg(cfg: VGGConfig, data_info: Mapping[str, Any]) -> nn.Module:
+    """A VGG-style CNN sized for the data (channels, classes, input size from `data_info`)."""
+    input_size = int(data_info["input_size"])
+    if pooled_size(input_size, cfg.layers) < 1:
+        pools = sum(1 for layer in cfg.layers if layer == POOL)
+        raise InputError(f"model.layers: {pools} max-pools shrink the {input_size}px input to nothing")
+    return VGG(cfg.layers, in_channels=int(data_info["in_channels"]), num_classes=int(data_info["num_classes"]),
+               input_size=input_size, width=cfg.width, hidden=cfg.hidden,
+               dropout=cfg.dropout, batch_norm=cfg.batch_norm)

@@ -1,0 +1,1 @@
+"""LightningDataModules; each is registered for recipes with `modules.registry.register_data`."""

@@ -1,0 +1,1 @@
+"""Plain `nn.Module` networks; registered for recipes by the task modules (see modules.registry)."""

@@ -1,0 +1,24 @@
+"""Runs the `inq` CLI as a real subprocess of this checkout (exit codes, stderr, no traceback)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli_env() -> dict[str, str]:
+    """The environment for a CLI subprocess: this checkout's packages first, one torch thread."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["COLUMNS"] = "200"
+    return env
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Runs `python -m inq_cli.app ARGS` and captures its output."""
+    return subprocess.run([sys.executable, "-m", "inq_cli.app", *args], cwd=cwd or REPO, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
