@@ -114,17 +114,6 @@ def find_metrics_csv(run_dir: Path) -> Path | None:
     return min(candidates, key=lambda p: (len(p.relative_to(run_dir).parts), -p.stat().st_mtime))
 
 
-def metrics_parts(current: Path) -> list[Path]:
-    """A resumed run's metrics in order: `metrics.1.csv`, `metrics.2.csv` ... set aside before each
-    resume, then `metrics.csv`."""
-    parts = []
-    for path in current.parent.glob(f"{current.stem}.*{current.suffix}"):
-        middle = path.name[len(current.stem) + 1 : -len(current.suffix)]
-        if middle.isdigit():
-            parts.append((int(middle), path))
-    return [p for _, p in sorted(parts)] + [current]
-
-
 def read_metrics_csv(path: Path) -> dict[str, list[float]]:
     """Each column's non-empty numeric values in row order (a CSVLogger file is sparse)."""
     series: dict[str, list[float]] = {}
@@ -155,10 +144,7 @@ def load_run(run_dir: Path) -> RunRecord:
     if not isinstance(recipe, dict):
         raise InqError(f"{resolved}: expected a mapping of recipe sections")
     metrics_csv = find_metrics_csv(run_dir)
-    metrics: dict[str, list[float]] = {}
-    for part in metrics_parts(metrics_csv) if metrics_csv else []:
-        for key, values in read_metrics_csv(part).items():
-            metrics.setdefault(key, []).extend(values)
+    metrics = read_metrics_csv(metrics_csv) if metrics_csv else {}
     return RunRecord(path=run_dir, recipe=recipe, metrics=metrics)
 
 

@@ -227,17 +227,3 @@ def requeue_resume_point(run_dir: Path) -> Path | None:
     """Inside a SLURM job: the checkpoint to resume from when the job was requeued, else None."""
     return resume_checkpoint(run_dir) if slurm_job_key() else None
 
-
-def set_aside_metrics(run_dir: Path, name: str = "metrics.csv") -> Path | None:
-    """Before a run resumes in its own folder: rename `metrics.csv` to `metrics.<k>.csv` (k = 1, 2 ...)
-    because Lightning's CSVLogger deletes an existing file; readers join the parts in order."""
-    current = run_dir / name
-    if not current.is_file():
-        return None
-    stem, suffix = current.stem, current.suffix
-    index = 1
-    while (run_dir / f"{stem}.{index}{suffix}").exists():
-        index += 1
-    target = run_dir / f"{stem}.{index}{suffix}"
-    os.replace(current, target)
-    return target
