@@ -111,10 +111,23 @@ def _wandb_records(path: Path):
             yield record
 
 
-def _history_keys(run_dir: Path) -> tuple[set[str], dict]:
+def _history_keys(run_dir: Path, wait_s: float = 60.0) -> tuple[set[str], dict]:
+    """History keys and config of a finished offline run (W&B's writer may still be flushing it)."""
+    import time
+
+    path = next(run_dir.glob("run-*.wandb"))
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if any(r.WhichOneof("record_type") == "exit" for r in _wandb_records(path)):
+                break
+        except Exception:  # noqa: BLE001 - a record still being written
+            pass
+        assert time.monotonic() < deadline, f"{path}: the run never wrote its exit record"
+        time.sleep(0.2)
     keys: set[str] = set()
     config: dict = {}
-    for record in _wandb_records(next(run_dir.glob("run-*.wandb"))):
+    for record in _wandb_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             keys |= {item.key or "/".join(item.nested_key) for item in record.history.item}
