@@ -118,7 +118,8 @@ case "$action" in
     install_packages
     start_munge
     if write_conf; then stop_daemons; fi
-    pid_alive /run/slurmctld.pid || /usr/sbin/slurmctld || cannot "slurmctld did not start (see $logs/slurmctld.log)"
+    # -c: a fresh controller forgets jobs of earlier sessions (a test cluster keeps no history).
+    pid_alive /run/slurmctld.pid || /usr/sbin/slurmctld -c || cannot "slurmctld did not start (see $logs/slurmctld.log)"
     pid_alive /run/slurmd.pid || /usr/sbin/slurmd || cannot "slurmd did not start (see $logs/slurmd.log)"
     wait_idle
     echo "slurm_local: node $node is up ($(nproc) CPUs, partition debug)"
