@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from inq_cli.recipe_peek import read_recipe_dict
+from inq_cli.recipe_peek import resolved_recipe
 from inq_cli.runs_index import get_path
 from inq_cli.slurm import SbatchSpec, check_spec, job_name_for, render_sbatch, submit, write_script
 
@@ -27,8 +27,6 @@ def slurm(
 ) -> None:
     """Write an sbatch script whose tasks run `srun inq train RECIPE trainer.num_nodes=N trainer.devices=G ...`."""
     extra = list(overrides or [])
-    data = read_recipe_dict(recipe, extra)
-    trainer = data.get("trainer") if isinstance(data.get("trainer"), dict) else {}
     name = job_name or job_name_for(str(recipe))
     script = (out or Path("slurm") / f"{name}-{nodes}x{gpus_per_node}.sbatch").absolute()
     spec = SbatchSpec(
@@ -43,9 +41,11 @@ def slurm(
         job_name=name,
         workdir=str(Path.cwd()),
         log_dir=str(script.parent),
-        cpu_only=str(get_path(data, "trainer.accelerator", "auto")).lower() == "cpu",
     )
-    check_spec(spec, trainer)
+    check_spec(spec)  # the numbers first: cheap, and the usual mistake
+    data = resolved_recipe(recipe, extra)
+    spec.cpu_only = str(get_path(data, "trainer.accelerator", "auto")).lower() == "cpu"
+    check_spec(spec, data.get("trainer") or {})
     invocation = "inq slurm " + " ".join(
         shlex.quote(a)
         for a in [str(recipe), "--nodes", str(nodes), "--gpus-per-node", str(gpus_per_node), *extra]

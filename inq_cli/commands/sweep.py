@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from inq_cli.errors import InqError
-from inq_cli.grid import parse_axes
-from inq_cli.recipe_peek import read_recipe_dict
+from inq_cli.grid import expand, parse_axes, point_overrides
+from inq_cli.recipe_peek import resolved_recipe
 from inq_cli.runs_index import get_path
 from inq_cli.slurm import override_map
 from inq_cli.sweeps import LocalSweep, sweep_config, write_yaml_atomic
@@ -40,7 +40,9 @@ def sweep(
             raise InqError(f"{axis.key}: both swept (--grid) and fixed ({axis.key}={fixed_keys[axis.key]})")
     if "output_dir" in fixed_keys and local:
         raise InqError("output_dir: a local sweep places each point's runs itself (use --out)")
-    data = read_recipe_dict(recipe, fixed)
+    data = resolved_recipe(recipe, fixed)
+    for point in expand(axes):  # every point must be a valid recipe before any is handed out
+        resolved_recipe(recipe, fixed + point_overrides(point))
     recipe_arg = str(recipe)
     out_dir = out or Path("sweeps") / recipe.stem
     config = sweep_config(

@@ -23,11 +23,15 @@ def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Completed
 
 @pytest.fixture()
 def recipe(tmp_path: Path) -> Path:
+    """The quickstart recipe under another name, set to train on GPUs."""
     path = tmp_path / "vgg16_8bit.yaml"
-    path.write_text("model: {name: vgg16}\ninq: {bits: 8}\ntrainer: {max_epochs: 4, accelerator: gpu}\n")
+    text = (ROOT / "recipes" / "quickstart.yaml").read_text().replace("accelerator: cpu", "accelerator: gpu")
+    assert "accelerator: gpu" in text
+    path.write_text(text)
     return path
 
 
+@pytest.mark.slow  # validates the recipe in a fresh process (imports torch)
 def test_sbatch_script_content(tmp_path: Path, recipe: Path) -> None:
     proc = _cli("slurm", recipe.name, "--nodes", "2", "--gpus-per-node", "4", "--partition", "gpu",
                 "--time", "1-00:00:00", "--account", "lab", "optimizer.lr=1e-4", "ensemble.members=2",
@@ -47,6 +51,7 @@ def test_sbatch_script_content(tmp_path: Path, recipe: Path) -> None:
                     "optimizer.lr=1e-4 ensemble.members=2"]
 
 
+@pytest.mark.slow  # validates the recipe in a fresh process (imports torch)
 def test_cpu_recipe_requests_no_gpus(tmp_path: Path, recipe: Path) -> None:
     proc = _cli("slurm", recipe.name, "-N", "1", "-G", "2", "trainer.accelerator=cpu", "-o", "job.sbatch",
                 cwd=tmp_path)
@@ -63,12 +68,16 @@ def test_cpu_recipe_requests_no_gpus(tmp_path: Path, recipe: Path) -> None:
         (["-N", "2", "-G", "4", "trainer.devices=8"], "trainer.devices=8 disagrees with --gpus-per-node 4"),
         (["-N", "0", "-G", "4"], "--nodes 0: needs at least 1 node"),
         (["-N", "1", "-G", "0"], "--gpus-per-node 0"),
-        (["-N", "1", "-G", "2", "trainer.strategy=ddp_spawn"], "trainer.strategy=ddp_spawn starts its own"),
+        pytest.param(["-N", "1", "-G", "2", "trainer.strategy=ddp_spawn"], "trainer.strategy=ddp_spawn starts its own",
+                     marks=pytest.mark.slow),
         (["-N", "1", "-G", "2", "--time", "1"], "--time 1: under 2 minutes"),
         (["-N", "1", "-G", "2", "--time", "soon"], "not a SLURM time"),
         (["-N", "1", "-G", "2", "--partition", "a b"], "--partition 'a b'"),
         (["-N", "1", "-G", "2", "--job-name", "bash"], "--job-name bash"),
         (["-N", "1", "-G", "2", "oops"], "override 'oops': expected key=value"),
+        pytest.param(["-N", "1", "-G", "2", "inq.bits=12"], "inq.bits: must be <= 9", marks=pytest.mark.slow),
+        pytest.param(["-N", "1", "-G", "2", "trainer.acclerator=cpu"], "trainer.acclerator",
+                     marks=pytest.mark.slow),
     ],
 )
 def test_inconsistent_numbers_are_refused(tmp_path: Path, recipe: Path, args: list[str], message: str) -> None:
@@ -78,6 +87,7 @@ def test_inconsistent_numbers_are_refused(tmp_path: Path, recipe: Path, args: li
     assert "Traceback" not in proc.stderr and not (tmp_path / "slurm").exists()
 
 
+@pytest.mark.slow  # validates the recipe in a fresh process (imports torch)
 def test_missing_recipe_and_submit_without_sbatch(tmp_path: Path, recipe: Path) -> None:
     proc = _cli("slurm", "nope.yaml", "-N", "1", "-G", "1", cwd=tmp_path)
     assert proc.returncode == 2 and "nope.yaml: no such recipe file" in proc.stderr

@@ -51,17 +51,19 @@ def test_points_match_the_wandb_agent_rendering() -> None:
     assert point_name(points[0]) == "inq.bits-2_ensemble.members-1_optimizer.lr-0.0001"
 
 
+@pytest.mark.slow  # validates the recipe in a fresh process (imports torch)
 def test_sweep_yaml(tmp_path: Path) -> None:
     from wandb.sdk.launch.sweeps.utils import load_sweep_config
 
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text("model: {name: cnn}\nlogger:\n  wandb: {project: inq-tests, entity: lab}\n")
+    recipe.write_text((ROOT / "recipes" / "quickstart.yaml").read_text()
+                      + "logger:\n  wandb: {project: inq-tests, entity: lab}\n")
     proc = _cli("sweep", "tiny.yaml", "--grid", "inq.bits=2..9", "--grid", "ensemble.members=1,2,3",
-                "--metric", "val_acc", "trainer.max_epochs=3", cwd=tmp_path)
+                "--metric", "val_acc", "trainer.max_epochs=30", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     config = load_sweep_config(str(tmp_path / "sweeps" / "tiny" / "sweep.yaml"))
     assert config["method"] == "grid"
-    assert config["command"] == ["inq", "train", "tiny.yaml", "trainer.max_epochs=3", "${args_no_hyphens}"]
+    assert config["command"] == ["inq", "train", "tiny.yaml", "trainer.max_epochs=30", "${args_no_hyphens}"]
     assert config["parameters"] == {"inq.bits": {"values": list(range(2, 10))},
                                     "ensemble.members": {"values": [1, 2, 3]}}
     assert config["project"] == "inq-tests" and config["entity"] == "lab"
@@ -69,9 +71,12 @@ def test_sweep_yaml(tmp_path: Path) -> None:
     assert "24 points" in proc.stdout
 
 
+@pytest.mark.slow  # validates the recipe in a fresh process (imports torch)
 def test_sweep_refusals(tmp_path: Path) -> None:
-    (tmp_path / "tiny.yaml").write_text("model: {name: cnn}\n")
+    (tmp_path / "tiny.yaml").write_text((ROOT / "recipes" / "quickstart.yaml").read_text())
     cases = [
+        (["tiny.yaml", "--grid", "inq.bits=8..12"], "inq.bits: must be <= 9 (got 10)"),
+        (["tiny.yaml", "--grid", "inq.bitz=2,3"], "inq.bitz"),
         (["missing.yaml", "--grid", "inq.bits=2,3"], "missing.yaml: no such recipe file"),
         (["tiny.yaml", "--grid", "inq.bits=2,3", "inq.bits=4"], "inq.bits: both swept"),
         (["tiny.yaml", "--grid", "inq.bits=5..2"], "range 5..2 is empty"),
