@@ -133,8 +133,13 @@ def test_a_point_runs_as_the_wandb_agent_runs_it(tmp_path: Path) -> None:
     resolved = yaml.safe_load((run_dir / "resolved.yaml").read_text())
     assert resolved["inq"]["bits"] == 4 and resolved["ensemble"]["members"] == 1
     # A sweep agent's run logs to W&B without a logger section; here offline, as run `agentrun1`.
-    assert list((run_dir / "wandb").glob("offline-run-*-agentrun1"))
+    (offline,) = list((run_dir / "wandb").glob("offline-run-*-agentrun1"))
     assert "sync later with: wandb sync" in run.stdout
+    from tests.inq_cli.test_wandb import _history_keys
+
+    keys, config = _history_keys(offline)
+    assert {"val/acc", "inq/frozen_fraction", "inq/compression_ratio", "stage/val/acc"} <= keys
+    assert any(k.startswith("weights/") for k in keys) and config["inq"].find('"bits":4') >= 0
 
 
 @pytest.mark.slow
