@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from inq_cli.ensemble_run import assemble_ensemble
 from inq_cli.errors import InqError
 from inq_cli.inq_tracker import InqTracker
 from inq_cli.recipe import Recipe, save_resolved, write_atomic
@@ -224,9 +225,6 @@ def _test(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightn
 
 def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunResult:
     """Trains a recipe end to end: fit, then test the final model and the float baseline."""
-    if recipe.ensemble.members != 1:
-        raise InqError(f"ensemble.members: ensembles of parallel models are not available yet "
-                       f"(got {recipe.ensemble.members}; use 1)")
     started = time.perf_counter()
     if resume is not None:
         read_checkpoint(resume)  # one-line error if missing or corrupt, before any work
@@ -235,14 +233,20 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunRe
         torch.set_num_threads(recipe.threads)
     pl.seed_everything(recipe.seed, workers=True, verbose=False)
     datamodule = build_datamodule(recipe)
-    module = build_module(recipe, dict(datamodule.data_info))
+    extra_trainer: dict[str, Any] = {}
+    extra_callbacks: list[pl.Callback] = []
+    if recipe.ensemble.members > 1:
+        module, datamodule, extra_trainer, extra_callbacks = assemble_ensemble(recipe, datamodule)
+    else:
+        module = build_module(recipe, dict(datamodule.data_info))
     check_inq_targets(recipe, module)
     fresh = resume is None and RUN_DIR_ENV not in os.environ
     run_dir = resume.parent if resume is not None else make_run_dir(recipe, recipe_name)
     resume = resume or requeue_resume_point(run_dir)  # a requeued SLURM job goes on where it stopped
     try:
         callbacks, baseline = build_callbacks(recipe, run_dir, module)
-        trainer = make_trainer(recipe.trainer.trainer_kwargs(), callbacks=callbacks,
+        trainer_kwargs = {**recipe.trainer.trainer_kwargs(), **extra_trainer}
+        trainer = make_trainer(trainer_kwargs, callbacks=extra_callbacks + callbacks,
                                logger=build_loggers(recipe, run_dir) or False, default_root_dir=str(run_dir),
                                enable_checkpointing=True)
     except BaseException:

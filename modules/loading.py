@@ -48,9 +48,18 @@ def module_from_checkpoint(ckpt: Mapping[str, Any], where: str) -> BaseModule:
                          "was it written by `inq train`?")
     try:
         name = hparams["model"]["name"]
-        module_cls = model_entry(name).module
-        module = module_cls(model=hparams["model"], data_info=hparams["data_info"], optimizer=hparams["optimizer"],
-                            scheduler=hparams.get("scheduler"), recipe=hparams.get("recipe"))
+        if int(hparams.get("members", 1)) > 1:
+            from modules.ensemble import EnsembleModule
+
+            module = EnsembleModule(model=hparams["model"], data_info=hparams["data_info"],
+                                    optimizer=hparams["optimizer"], scheduler=hparams.get("scheduler"),
+                                    recipe=hparams.get("recipe"), members=int(hparams["members"]),
+                                    seed=int(hparams.get("seed", 0)))
+        else:
+            module_cls = model_entry(name).module
+            module = module_cls(model=hparams["model"], data_info=hparams["data_info"],
+                                optimizer=hparams["optimizer"], scheduler=hparams.get("scheduler"),
+                                recipe=hparams.get("recipe"))
     except (InputError, ValidationError, KeyError, TypeError) as err:
         raise InputError(f"{where}: cannot rebuild its model ({first_line(err)})") from None
     state_dict = dict(ckpt["state_dict"])
