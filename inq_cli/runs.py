@@ -153,8 +153,10 @@ def build_callbacks(recipe: Recipe, run_dir: Path, module: BaseModule) -> tuple[
         callbacks += [baseline, inq, InqTracker()]
     callbacks.append(QuantizedModelCheckpoint(
         dirpath=str(run_dir), filename="best", monitor=module.monitor, mode=module.monitor_mode, save_top_k=1,
-        save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
-        require_quantized=recipe.inq.enabled))
+        auto_insert_metric_name=False, enable_version_counter=False, require_quantized=recipe.inq.enabled))
+    # `last` on its own: with a monitor, Lightning writes save_last only alongside a new best
+    callbacks.append(ModelCheckpoint(dirpath=str(run_dir), filename="last", monitor=None, save_top_k=1,
+                                     auto_insert_metric_name=False, enable_version_counter=False))
     callbacks += requeue_callbacks(run_dir)  # under SLURM: save and stop or requeue safely on signals
     if recipe.trainer.enable_progress_bar:
         callbacks.append(RichProgressBar())
