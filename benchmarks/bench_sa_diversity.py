@@ -80,7 +80,8 @@ def main() -> None:
     base = mean["float"]
     print(f"suggestive FCNs on synthetic GlaS (sa_quickstart), seeds {args.seeds}; mean pairwise L1 distance of "
           "the FCNs' probability maps over the unannotated pool")
-    head = f"{'SA FCNs':>8} {'round 1':>9} {'÷ float':>8} {'all rounds':>11} {'÷ float':>8} {'uncertainty':>12} {'FCN loss':>9}"
+    head = (f"{'SA FCNs':>8} {'round 1':>9} {'÷ float':>8} {'all rounds':>11} {'÷ float':>8} {'uncertainty':>12} "
+            f"{'FCN loss':>9}")
     if args.nt:
         head += f" {'NT float f1_dice':>17} {'NT 5-bit f1_dice':>17}"
     print(head)

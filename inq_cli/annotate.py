@@ -97,15 +97,21 @@ class AnnotateResult:
 def annotate_section(recipe: Recipe, source: str) -> AnnotateSection:
     """The recipe's `annotate` section (defaults if absent), after checking the recipe suits SA."""
     if recipe.data.name != "glas":
-        raise InqError(f"{source}: data.name: inq annotate needs GlaS-format data (name: glas), got {recipe.data.name!r}")
+        raise InqError(f"{source}: data.name: inq annotate needs GlaS-format data (name: glas), "
+                       f"got {recipe.data.name!r}")
     if recipe.model.name != "fcn":
         raise InqError(f"{source}: model.name: the suggestive FCNs must be model 'fcn', got {recipe.model.name!r}")
     if recipe.ensemble.members != 1:
         raise InqError(f"{source}: ensemble.members: inq annotate trains annotate.fcns suggestive FCNs itself; "
                        "ensembles are for network training (inq train)")
     if getattr(recipe.data, "suggestions", None) is not None or getattr(recipe.data, "subset", None) is not None:
-        raise InqError(f"{source}: data.suggestions/data.subset: the pool is every training image; set annotate.initial")
-    return recipe.annotate or AnnotateSection()
+        raise InqError(f"{source}: data.suggestions/data.subset: the pool is every training image; "
+                       "set annotate.initial")
+    section = recipe.annotate or AnnotateSection()
+    if section.retrain == "finetune" and recipe.inq.enabled and recipe.inq.step_mode:
+        raise InqError(f"{source}: annotate.retrain: finetune runs INQ's stages again after finetune_epochs epochs, "
+                       "so it needs stages counted in epochs (inq.epochs_per_stage, not inq.steps_per_stage)")
+    return section
 
 
 def load_pool(recipe: Recipe, section: AnnotateSection) -> Pool:
@@ -134,7 +140,8 @@ def initial_ids(section: AnnotateSection, pool: Pool, seed: int, source: str) ->
         for item in section.initial:
             if item not in known:
                 example = pool.ids[0]
-                raise InqError(f"{where}: {item!r} is not an item of the pool (unit {section.unit}; ids like {example})")
+                raise InqError(f"{where}: {item!r} is not an item of the pool "
+                               f"(unit {section.unit}; ids like {example})")
         chosen = list(dict.fromkeys(section.initial))
     else:
         if section.initial > len(pool.ids):

@@ -53,14 +53,20 @@ def float_weights(module: BaseModule) -> dict[str, torch.Tensor]:
 
 
 class FloatSnapshot(pl.Callback):
-    """Keeps the float weights INQ starts from (placed before INQCallback, it runs first)."""
+    """Keeps the float weights INQ starts from (placed before INQCallback, it runs first): at the
+    start of epoch ``float_length`` or, when ``step_mode``, before optimizer step ``float_length``."""
 
-    def __init__(self, float_epochs: int) -> None:
-        self.float_epochs = float_epochs
+    def __init__(self, float_length: int, step_mode: bool = False) -> None:
+        self.float_length, self.step_mode = float_length, step_mode
         self.weights: dict[str, torch.Tensor] | None = None
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.weights is None and trainer.current_epoch == self.float_epochs:
+        if not self.step_mode and self.weights is None and trainer.current_epoch == self.float_length:
+            self.weights = float_weights(pl_module)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if self.step_mode and self.weights is None and trainer.global_step == self.float_length:
             self.weights = float_weights(pl_module)
 
 
@@ -132,8 +138,8 @@ def train_fcn(recipe: Recipe, data_info: dict[str, Any], pairs: list[Pair], seed
     callbacks: list[pl.Callback] = []
     snapshot = None
     if inq_kwargs is not None:
-        float_epochs = int(inq_kwargs.get("float_epochs", 0))
-        snapshot = FloatSnapshot(float_epochs)
+        step_mode = inq_kwargs.get("steps_per_stage") is not None
+        snapshot = FloatSnapshot(int(inq_kwargs.get("float_steps" if step_mode else "float_epochs", 0)), step_mode)
         try:
             callbacks += [snapshot, INQCallback(**{**inq_kwargs, "seed": seed, "log_stats": False})]
         except ValueError as err:

@@ -81,7 +81,8 @@ def crop(array: np.ndarray, box: Box | None) -> np.ndarray:
     return array[r0:r1, c0:c1]
 
 
-def resolve_ids(ids: Iterable[str], sizes: Mapping[str, tuple[int, int]], source: str | Path) -> list[tuple[str, Box | None]]:
+def resolve_ids(ids: Iterable[str], sizes: Mapping[str, tuple[int, int]],
+                source: str | Path) -> list[tuple[str, Box | None]]:
     """(image name, box) for each id, checked against the images (name -> (height, width));
     a DataError naming ``source`` and the first bad id otherwise."""
     out = []

@@ -41,7 +41,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, glas: Path) -> tuple[Path, Pat
     return recipe, run_dir, proc.stdout
 
 
-def _in_process(recipe: Path, resume: Path | None = None, stop_after: int | None = None):  # type: ignore[no-untyped-def]
+def _in_process(recipe: Path, stop_after: int | None = None):  # type: ignore[no-untyped-def]
     threads = torch.get_num_threads()
 
     def stop(round_: int) -> None:
@@ -49,8 +49,7 @@ def _in_process(recipe: Path, resume: Path | None = None, stop_after: int | None
             raise KeyboardInterrupt
 
     try:
-        return annotate(load_recipe(recipe), recipe.stem, str(recipe), resume=resume, echo=lambda line: None,
-                        after_round=stop)
+        return annotate(load_recipe(recipe), recipe.stem, str(recipe), echo=lambda line: None, after_round=stop)
     finally:
         torch.set_num_threads(threads)
 

@@ -58,15 +58,18 @@ def test_empty_pool_everything_annotated(tmp_path: Path, glas: Path, call_main) 
     ("annotate.initial=40", ("annotate.initial", "more than the pool's 16 items")),
     ("ensemble.members=2", ("ensemble.members",)),
     ("data.subset=[train_1]", ("data.subset",)),
+    ("annotate.retrain=finetune inq.steps_per_stage=2 inq.epochs_per_stage=null inq.float_epochs=0",
+     ("annotate.retrain", "steps_per_stage")),
 ])
 def test_bad_annotate_settings(tmp_path: Path, glas: Path, override: str, fragments: tuple[str, ...],
                               call_main) -> None:  # type: ignore[no-untyped-def]
     recipe = tiny_recipe(tmp_path / "r.yaml", glas, tmp_path / "runs")
-    _one_line_error(call_main("annotate", str(recipe), override), *fragments)
+    _one_line_error(call_main("annotate", str(recipe), *override.split()), *fragments)
     assert not (tmp_path / "runs").exists()
 
 
-def test_resume_of_a_folder_that_is_no_run(tmp_path: Path, glas: Path, call_main) -> None:  # type: ignore[no-untyped-def]
+def test_resume_of_a_folder_that_is_no_run(tmp_path: Path, glas: Path,
+                                           call_main) -> None:  # type: ignore[no-untyped-def]
     recipe = tiny_recipe(tmp_path / "r.yaml", glas, tmp_path / "runs")
     _one_line_error(call_main("annotate", str(recipe), "--resume", str(tmp_path / "nowhere")), "no such run folder")
 
