@@ -6,23 +6,18 @@ from typing import Optional
 
 import typer
 
-HELP = """Choose which training items to annotate (Suggestive Annotation, Yang et al. 2017).
-
-Trains annotate.fcns suggestive FCNs (INQ-quantized when inq.enabled) on bootstrap samples of the
-annotated set, then runs annotate.rounds rounds: the annotate.candidates most uncertain unannotated
-items (std across the FCNs, averaged over pixels), of which annotate.select are picked greedily to
-best cover the pool (cosine similarity of the FCNs' mean descriptors). The run folder gets
-suggestions.json and descriptors_round<r>.npz; train on the result with
-`inq train NT_RECIPE data.suggestions=RUN/suggestions.json`.
-
-Examples:
-
-  inq annotate recipes/sa_quickstart.yaml
-
-  inq annotate recipes/fcn_sa_7bit.yaml annotate.rounds=20 inq.bits=5
-
-  inq annotate recipes/sa_quickstart.yaml --resume runs/sa_quickstart/20250101-120000
-"""
+HELP = (
+    "Choose which training items to annotate (Suggestive Annotation, Yang et al. 2017).\n\n"
+    "Trains annotate.fcns suggestive FCNs (INQ-quantized when inq.enabled) on bootstrap samples of the annotated "
+    "set, then runs annotate.rounds rounds: the annotate.candidates most uncertain unannotated items (std across "
+    "the FCNs, averaged over pixels), of which annotate.select are picked greedily to best cover the pool (cosine "
+    "similarity of the FCNs' mean descriptors). The run folder gets suggestions.json and descriptors_round<r>.npz; "
+    "train on the result with `inq train NT_RECIPE data.suggestions=RUN/suggestions.json`.\n\n"
+    "Examples:\n\n"
+    "  inq annotate recipes/sa_quickstart.yaml\n\n"
+    "  inq annotate recipes/fcn_sa_7bit.yaml annotate.rounds=20 inq.bits=5\n\n"
+    "  inq annotate recipes/sa_quickstart.yaml --resume runs/sa_quickstart/20250101-120000\n"
+)
 
 
 def annotate(
