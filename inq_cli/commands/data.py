@@ -14,10 +14,11 @@ from modules.errors import DataError
 
 SYNTH_HELP = """Write a small synthetic dataset in the real on-disk format into DIRECTORY.
 
-glas: 12 train, 6 Test A and 4 Test B 128x128 tissue tiles as BMP pairs (image + instance mask)
-with Grade.csv. timit: SPHERE audio with .PHN/.WRD/.TXT in the LDC folder layout (TRAIN/TEST,
-DR1..DR8, speakers), with real dev and core-test speaker ids. DIRECTORY must be missing or empty;
-it is written complete or not at all. The real loaders read both (data.root=DIRECTORY).
+glas: 12 train, 6 Test A and 4 Test B 128x128 tissue tiles as BMP pairs (image + instance mask) with Grade.csv.
+
+timit: SPHERE audio with .PHN/.WRD/.TXT in the LDC layout (TRAIN/TEST, DR1..DR8, speakers), with real dev and core-test speaker ids.
+
+DIRECTORY must be missing or empty; it is written complete or not at all. The real loaders read both (data.root=DIRECTORY).
 
 Examples:
 
