@@ -77,7 +77,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads for both sides (1 keeps a shared machine's noise low)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     data = TensorDataset(torch.randn(args.steps * args.batch_size, 3, 32, 32, generator=g),
                          torch.randint(10, (args.steps * args.batch_size,), generator=g))

@@ -15,15 +15,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.vgg16_shapes import vgg16_weight_shapes  # noqa: E402
-from modules.inq import exponent_range, grow_mask, partition_scores, quantize  # noqa: E402
+from modules.inq import exponent_range  # noqa: E402
+from modules.inq.math import freeze_stage_, max_abs  # noqa: E402
 
 
 def one_stage(weights: list[torch.Tensor], masks: list[torch.Tensor], portion: float, bits: int) -> None:
+    """What INQCallback.apply_stage does per layer: fix n1 from max |W|, then freeze to ``portion``."""
     for w, m in zip(weights, masks):
-        n1, _ = exponent_range(float(w.abs().max()), bits)
-        grown = grow_mask(partition_scores(w, "magnitude"), m, portion)
-        w.copy_(torch.where(grown & ~m, quantize(w, bits, n1), w))
-        m.copy_(grown)
+        n1, _ = exponent_range(max_abs(w), bits)
+        freeze_stage_(w, m, portion, bits, n1)
 
 
 def best_of(repeats: int, fn) -> float:
@@ -39,7 +39,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bits", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads for both sides (1 keeps a shared machine's noise low)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     weights = [torch.randn(s) * 0.02 for s in vgg16_weight_shapes()]
     total = sum(w.numel() for w in weights)

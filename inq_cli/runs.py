@@ -23,8 +23,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from inq_cli.ensemble_run import assemble_ensemble
 from inq_cli.errors import InqError
+from inq_cli.inq_tracker import InqTracker
 from inq_cli.recipe import Recipe, save_resolved, write_atomic
+from inq_cli.requeue import requeue_callbacks
+from inq_cli.slurm import requeue_resume_point
+from inq_cli.tracking import build_wandb_logger
 from modules.base import BaseModule
 from modules.errors import first_line
 from modules.float_baseline import FloatBaseline
@@ -37,6 +42,8 @@ from modules.registry import data_entry, model_entry
 # Set for the duration of a run so that processes Lightning launches for other ranks (DDP) write
 # into the same folder instead of making their own.
 RUN_DIR_ENV = "INQ_RUN_DIR"
+# A run folder name every node of a multi-node run agrees on (SLURM and torchrun give their own).
+RUN_NAME_ENV = "INQ_RUN_NAME"
 
 
 class _DropLightningTips(logging.Filter):
@@ -54,6 +61,8 @@ def quiet_lightning_noise() -> None:
 
 def run_name(now: datetime | None = None) -> str:
     """The run folder's name: the cluster job's id when there is one (every rank agrees), else a timestamp."""
+    if os.environ.get(RUN_NAME_ENV):  # set on every node of a multi-node run started by hand
+        return os.environ[RUN_NAME_ENV]
     if os.environ.get("SLURM_JOB_ID") and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
         task = os.environ.get("SLURM_ARRAY_TASK_ID")
         return f"slurm-{os.environ['SLURM_JOB_ID']}" + (f"-{task}" if task else "")
@@ -71,7 +80,7 @@ def make_run_dir(recipe: Recipe, recipe_name: str) -> Path:
         return path
     base = Path(recipe.output_dir) / recipe_name
     name = run_name()
-    if not name[0].isdigit():  # a cluster job id: shared by every rank and by a requeued job
+    if os.environ.get(RUN_NAME_ENV) or not name[0].isdigit():  # a job id: shared by every rank and a requeued job
         (base / name).mkdir(parents=True, exist_ok=True)
         return base / name
     path, n = base / name, 1
@@ -121,13 +130,10 @@ def build_loggers(recipe: Recipe, run_dir: Path) -> list[Logger]:
     loggers: list[Logger] = []
     if recipe.logger.csv:
         loggers.append(csv_logger(run_dir))
-    if recipe.logger.wandb is not None:
-        from lightning.pytorch.loggers import WandbLogger
-
-        wb = recipe.logger.wandb
-        loggers.append(WandbLogger(project=wb.project, entity=wb.entity, name=wb.name or run_dir.name,
-                                   group=wb.group, tags=wb.tags or None, mode=wb.mode, log_model=wb.log_model,
-                                   save_dir=str(run_dir), config=recipe.resolved()))
+    # W&B: rank zero only, offline without credentials or network, also for sweep agents' runs.
+    wandb_logger = build_wandb_logger(recipe.logger, run_dir, run_dir.name, config=recipe.resolved())
+    if wandb_logger is not None:
+        loggers.append(wandb_logger)
     return loggers
 
 
@@ -144,11 +150,14 @@ def build_callbacks(recipe: Recipe, run_dir: Path, module: BaseModule) -> tuple[
             inq = INQCallback(**recipe.inq.callback_kwargs(recipe.seed))
         except ValueError as err:
             raise InqError(f"inq: {first_line(err)}") from None
-        callbacks += [baseline, inq]
+        callbacks += [baseline, inq, InqTracker()]
     callbacks.append(QuantizedModelCheckpoint(
         dirpath=str(run_dir), filename="best", monitor=module.monitor, mode=module.monitor_mode, save_top_k=1,
-        save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
-        require_quantized=recipe.inq.enabled))
+        auto_insert_metric_name=False, enable_version_counter=False, require_quantized=recipe.inq.enabled))
+    # `last` on its own: with a monitor, Lightning writes save_last only alongside a new best
+    callbacks.append(ModelCheckpoint(dirpath=str(run_dir), filename="last", monitor=None, save_top_k=1,
+                                     auto_insert_metric_name=False, enable_version_counter=False))
+    callbacks += requeue_callbacks(run_dir)  # under SLURM: save and stop or requeue safely on signals
     if recipe.trainer.enable_progress_bar:
         callbacks.append(RichProgressBar())
     return callbacks, baseline
@@ -218,9 +227,6 @@ def _test(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightn
 
 def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunResult:
     """Trains a recipe end to end: fit, then test the final model and the float baseline."""
-    if recipe.ensemble.members != 1:
-        raise InqError(f"ensemble.members: ensembles of parallel models are not available yet "
-                       f"(got {recipe.ensemble.members}; use 1)")
     started = time.perf_counter()
     if resume is not None:
         read_checkpoint(resume)  # one-line error if missing or corrupt, before any work
@@ -229,13 +235,20 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunRe
         torch.set_num_threads(recipe.threads)
     pl.seed_everything(recipe.seed, workers=True, verbose=False)
     datamodule = build_datamodule(recipe)
-    module = build_module(recipe, dict(datamodule.data_info))
+    extra_trainer: dict[str, Any] = {}
+    extra_callbacks: list[pl.Callback] = []
+    if recipe.ensemble.members > 1:
+        module, datamodule, extra_trainer, extra_callbacks = assemble_ensemble(recipe, datamodule)
+    else:
+        module = build_module(recipe, dict(datamodule.data_info))
     check_inq_targets(recipe, module)
     fresh = resume is None and RUN_DIR_ENV not in os.environ
     run_dir = resume.parent if resume is not None else make_run_dir(recipe, recipe_name)
+    resume = resume or requeue_resume_point(run_dir)  # a requeued SLURM job goes on where it stopped
     try:
         callbacks, baseline = build_callbacks(recipe, run_dir, module)
-        trainer = make_trainer(recipe.trainer.trainer_kwargs(), callbacks=callbacks,
+        trainer_kwargs = {**recipe.trainer.trainer_kwargs(), **extra_trainer}
+        trainer = make_trainer(trainer_kwargs, callbacks=extra_callbacks + callbacks,
                                logger=build_loggers(recipe, run_dir) or False, default_root_dir=str(run_dir),
                                enable_checkpointing=True)
     except BaseException:

@@ -5,8 +5,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from modules.loading import load_model
+    from modules.quantized import load_quantized
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "load_quantized"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,4 +16,8 @@ def __getattr__(name: str) -> Any:
         from modules.loading import load_model
 
         return load_model
+    if name == "load_quantized":
+        from modules.quantized import load_quantized
+
+        return load_quantized
     raise AttributeError(f"module 'modules' has no attribute {name!r}")

@@ -68,3 +68,31 @@ class BaseModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         return lightning_optimizers(self.optimizer_config, self.scheduler_config, self.parameters())
+
+    # ------------------------------------------------------------------ ensemble protocol
+    # An ensemble (modules.ensemble.EnsembleModule) trains several members and scores the mean of
+    # their probabilities, so each family says how to get a loss, probabilities and metrics.
+
+    def training_loss(self, batch: Any) -> torch.Tensor:
+        """The loss one training batch gives (no logging)."""
+        raise _no_protocol(self, "training_loss")
+
+    def predict_probs(self, batch: Any) -> torch.Tensor:
+        """Per-sample probabilities to average across members (softmax, pixel maps, frame posteriors)."""
+        raise _no_protocol(self, "predict_probs")
+
+    def make_metrics(self) -> torch.nn.Module:
+        """A fresh metric collection fed by ``update_metrics``."""
+        raise _no_protocol(self, "make_metrics")
+
+    def update_metrics(self, metrics: torch.nn.Module, probs: torch.Tensor, batch: Any) -> None:
+        """Accumulate ``probs`` (from ``predict_probs``, possibly averaged) against ``batch``'s targets."""
+        raise _no_protocol(self, "update_metrics")
+
+    def compute_metrics(self, metrics: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """Metric values by short name (``acc``, ``top1_error``, ...), synced across ranks."""
+        raise _no_protocol(self, "compute_metrics")
+
+
+def _no_protocol(module: object, method: str) -> TypeError:
+    return TypeError(f"{type(module).__name__} does not define {method}(), so it cannot be an ensemble member")

@@ -33,11 +33,7 @@ class ClassificationModule(BaseModule):
         self.top_k = (1, 5) if num_classes >= 5 else (1,)
         self.criterion = nn.CrossEntropyLoss()
         # keyed "<stage>_metrics": a ModuleDict key may not shadow nn.Module.train
-        self.stage_metrics = nn.ModuleDict({
-            f"{stage}_metrics": MetricCollection({f"top{k}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
-                                     for k in self.top_k})
-            for stage in STAGES
-        })
+        self.stage_metrics = nn.ModuleDict({f"{stage}_metrics": self.make_metrics() for stage in STAGES})
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch
@@ -50,13 +46,32 @@ class ClassificationModule(BaseModule):
 
     def _log_epoch_metrics(self, stage: str) -> None:
         metrics = self.stage_metrics[f"{stage}_metrics"]
-        values = metrics.compute()
-        out = {f"{stage}/acc": values["top1"], f"{stage}/top1_error": 1.0 - values["top1"]}
-        if "top5" in values:
-            out[f"{stage}/top5_error"] = 1.0 - values["top5"]
-        for name, value in out.items():  # val/acc is the one number worth watching on the bar
-            self.log(name, value, prog_bar=name == "val/acc")
+        for key, value in self.compute_metrics(metrics).items():  # val/acc is the number worth watching
+            self.log(f"{stage}/{key}", value, prog_bar=f"{stage}/{key}" == "val/acc")
         metrics.reset()
+
+    # ensemble protocol (see BaseModule)
+    def training_loss(self, batch: Any) -> torch.Tensor:
+        images, labels = batch
+        return self.criterion(self(images), labels)
+
+    def predict_probs(self, batch: Any) -> torch.Tensor:
+        return torch.softmax(self(batch[0]).float(), dim=-1)
+
+    def make_metrics(self) -> MetricCollection:
+        num_classes = int(self.data_info["num_classes"])
+        return MetricCollection({f"top{k}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
+                                 for k in self.top_k})
+
+    def update_metrics(self, metrics: torch.nn.Module, probs: torch.Tensor, batch: Any) -> None:
+        metrics.update(probs, batch[1])
+
+    def compute_metrics(self, metrics: torch.nn.Module) -> dict[str, torch.Tensor]:
+        values = metrics.compute()
+        out = {"acc": values["top1"], "top1_error": 1.0 - values["top1"]}
+        if "top5" in values:
+            out["top5_error"] = 1.0 - values["top5"]
+        return out
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")

@@ -40,6 +40,18 @@ def load_model(checkpoint: str | os.PathLike[str] | Mapping[str, Any]) -> BaseMo
     return module_from_checkpoint(read_checkpoint(checkpoint), str(checkpoint))
 
 
+def module_from_hparams(hparams: Mapping[str, Any]) -> BaseModule:
+    """The untrained task module (or an EnsembleModule of them) that a run's saved recipe sections
+    describe; weights are loaded by the caller."""
+    sections = dict(model=hparams["model"], data_info=hparams["data_info"], optimizer=hparams["optimizer"],
+                    scheduler=hparams.get("scheduler"), recipe=hparams.get("recipe"))
+    if int(hparams.get("members", 1)) > 1:
+        from modules.ensemble import EnsembleModule
+
+        return EnsembleModule(**sections, members=int(hparams["members"]), seed=int(hparams.get("seed", 0)))
+    return model_entry(hparams["model"]["name"]).module(**sections)
+
+
 def module_from_checkpoint(ckpt: Mapping[str, Any], where: str) -> BaseModule:
     """`load_model` for a loaded checkpoint dict; `where` names it in error messages."""
     hparams = ckpt.get("hyper_parameters")
@@ -47,10 +59,7 @@ def module_from_checkpoint(ckpt: Mapping[str, Any], where: str) -> BaseModule:
         raise InputError(f"{where}: carries no model description (hyper_parameters.model/data_info/optimizer); "
                          "was it written by `inq train`?")
     try:
-        name = hparams["model"]["name"]
-        module_cls = model_entry(name).module
-        module = module_cls(model=hparams["model"], data_info=hparams["data_info"], optimizer=hparams["optimizer"],
-                            scheduler=hparams.get("scheduler"), recipe=hparams.get("recipe"))
+        module = module_from_hparams(hparams)
     except (InputError, ValidationError, KeyError, TypeError) as err:
         raise InputError(f"{where}: cannot rebuild its model ({first_line(err)})") from None
     state_dict = dict(ckpt["state_dict"])

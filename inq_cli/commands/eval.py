@@ -5,7 +5,7 @@ import json
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import typer
 
@@ -24,6 +24,11 @@ Examples:
   inq eval runs/quickstart/20250101-120000/last.ckpt --split val --json
 
   inq eval runs/vgg16_5bit/20250101-120000/best.ckpt data.root=/data/imagenet data.batch_size=128
+
+An ensemble checkpoint (ensemble.members > 1) reports each member and the ensemble (mean of the
+members' probabilities); several checkpoints of one model family are scored as an ensemble:
+
+  inq eval runs/quickstart/a/best.ckpt runs/quickstart/b/best.ckpt --json
 """
 
 EVAL_OVERRIDE_SECTIONS = ("data", "trainer", "seed")
@@ -34,10 +39,38 @@ class Split(str, Enum):
     val = "val"
 
 
+def split_arguments(args: list[str]) -> tuple[list[Path], list[str]]:
+    """Checkpoint paths and key=value overrides, in any order (an existing file is a checkpoint)."""
+    checkpoints, overrides = [], []
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        if "=" in arg and not Path(arg).exists() and key.replace(".", "_").replace("-", "_").isidentifier():
+            overrides.append(arg)
+        else:
+            checkpoints.append(Path(arg))
+    if not checkpoints:
+        raise InqError("inq eval: name at least one CHECKPOINT")
+    return checkpoints, overrides
+
+
+def ensemble_view(metrics: dict[str, float], split: str) -> dict[str, Any]:
+    """{"members": [per-member metrics], "ensemble": {...}} from `<split>/member<i>/<name>` keys."""
+    members: dict[int, dict[str, float]] = {}
+    ensemble: dict[str, float] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 3 and parts[1].startswith("member") and parts[1][6:].isdigit():
+            members.setdefault(int(parts[1][6:]), {})[f"{split}/{parts[2]}"] = value
+        else:
+            ensemble[key] = value
+    return {"members": [members[i] for i in sorted(members)], "ensemble": ensemble}
+
+
 def eval_checkpoint(
-    checkpoint: Path = typer.Argument(..., help="A .ckpt written by `inq train`.", show_default=False),
-    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides of data.*, trainer.*, seed.",
-                                                    show_default=False),
+    arguments: list[str] = typer.Argument(..., metavar="CHECKPOINT... [key=value ...]",
+                                          help="One or more .ckpt written by `inq train` (several: scored as an "
+                                               "ensemble), then key=value overrides of data.*, trainer.*, seed.",
+                                          show_default=False),
     split: Split = typer.Option(Split.test, "--split", help="Which split to evaluate."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
@@ -45,22 +78,45 @@ def eval_checkpoint(
     from inq_cli.recipe import recipe_from_checkpoint
     from modules.loading import module_from_checkpoint, read_checkpoint
 
-    parsed = parse_overrides(overrides or [])
+    checkpoints, overrides = split_arguments(arguments)
+    parsed = parse_overrides(overrides)
     for override in parsed:
         if override.key.split(".")[0] not in EVAL_OVERRIDE_SECTIONS:
             raise InqError(f"override {override.text!r}: inq eval only takes data.*, trainer.* and seed overrides")
-    ckpt = read_checkpoint(checkpoint)
+    ckpt = read_checkpoint(checkpoints[0])
     hparams = ckpt.get("hyper_parameters") or {}
-    recipe = recipe_from_checkpoint(hparams.get("recipe"), f"{checkpoint} (its recipe)", overrides or [])
-    module = module_from_checkpoint(ckpt, str(checkpoint))
+    recipe = recipe_from_checkpoint(hparams.get("recipe"), f"{checkpoints[0]} (its recipe)", overrides)
+    module = module_from_checkpoint(ckpt, str(checkpoints[0]))
+    if len(checkpoints) > 1:
+        module = assemble_from_checkpoints(module, checkpoints)
     metrics = run_evaluation(module, recipe, split.value, devices_given=any(o.key == "trainer.devices" for o in parsed),
                              quiet=as_json)
+    checkpoint = checkpoints[0] if len(checkpoints) == 1 else [str(c) for c in checkpoints]
     if as_json:
-        typer.echo(json.dumps({"checkpoint": str(checkpoint), "split": split.value, "metrics": metrics}))
+        out: dict[str, Any] = {"checkpoint": str(checkpoint) if len(checkpoints) == 1 else checkpoint,
+                               "split": split.value, "metrics": metrics}
+        if getattr(module, "num_members", 1) > 1:
+            out.update(ensemble_view(metrics, split.value))
+        typer.echo(json.dumps(out))
         return
     from inq_cli.report import console, metrics_table
 
     console.print(metrics_table({"value": metrics}, f"{split.value} metrics of {checkpoint}"))
+
+
+def assemble_from_checkpoints(first, checkpoints: list[Path]):  # type: ignore[no-untyped-def]
+    """An EnsembleModule of every member found in ``checkpoints`` (ensemble checkpoints contribute all theirs)."""
+    from modules.ensemble import EnsembleModule
+    from modules.loading import load_model
+
+    members = []
+    for index, path in enumerate(checkpoints):
+        module = first if index == 0 else load_model(path)
+        members.extend(module.members if isinstance(module, EnsembleModule) else [module])
+    try:
+        return EnsembleModule.from_members(members).eval()
+    except ValueError as err:
+        raise InqError(f"{checkpoints[0]}...: {err}") from None
 
 
 def run_evaluation(module, recipe, split: str, devices_given: bool, quiet: bool) -> dict[str, float]:  # type: ignore[no-untyped-def]

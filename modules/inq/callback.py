@@ -160,6 +160,8 @@ class INQCallback(pl.Callback):
         if not self._grads_masked:
             self._mask_grads()
         self._grads_masked = False
+        # Under Lightning the step runs the closure (forward, backward) after this hook, so whether a
+        # parameter will get a gradient is not known yet: save every target of this optimizer.
         if self.stages_done > 0:
             self._saved = {id(t.param): t.param.detach().clone() for t in self._by_optimizer.get(id(optimizer), ())}
 

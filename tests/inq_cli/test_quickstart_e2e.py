@@ -35,6 +35,8 @@ def test_run_folder_layout(run: tuple[Path, dict]) -> None:
     with (run_dir / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert "val/acc" in rows[0] and sum(1 for r in rows if r.get("val/acc")) == 5  # one per epoch
+    last = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 4  # `last` is the final epoch, whether or not it was the best
 
 
 def test_resolved_recipe_is_saved_and_travels_in_the_checkpoint(run: tuple[Path, dict]) -> None:

@@ -63,11 +63,13 @@ def test_callback_kwargs_match_the_inq_section() -> None:
                       "exclude": ("net.classifier",), "strategy": "magnitude", "restart_lr": True, "seed": 7}
 
 
-def test_ensembles_are_refused_for_now(tmp_path: Path) -> None:
+@pytest.mark.parametrize("members, devices", [(3, 2), (2, 3)])
+def test_ensembles_that_do_not_fit_the_ranks_are_refused(tmp_path: Path, members: int, devices: int) -> None:
     from inq_cli.runs import train
 
-    recipe = load_recipe(QUICKSTART, [f"output_dir={tmp_path}", "ensemble.members=2"])
-    with pytest.raises(InqError, match="ensemble.members"):
+    recipe = load_recipe(QUICKSTART, [f"output_dir={tmp_path}", f"ensemble.members={members}",
+                                      f"trainer.devices={devices}"])
+    with pytest.raises(InqError, match=f"ensemble.members={members} does not fit {devices} ranks"):
         train(recipe, "quickstart")
     assert not (tmp_path / "quickstart").exists()
 

@@ -1,0 +1,79 @@
+"""`inq sweep RECIPE --grid KEY=VALUES ...`: a W&B sweep file, or (`--local`) the grid run here."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from inq_cli.errors import InqError
+from inq_cli.grid import expand, parse_axes, point_overrides
+from inq_cli.recipe_peek import resolved_recipe
+from inq_cli.runs_index import get_path
+from inq_cli.slurm import override_map
+from inq_cli.sweeps import LocalSweep, sweep_config, write_yaml_atomic
+from inq_cli.sweep_results import collect_results
+
+_GOALS = ("maximize", "minimize")
+
+
+def sweep(
+    recipe: Path = typer.Argument(..., help="The recipe YAML to sweep."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides fixed for every point."),
+    grid: list[str] = typer.Option(..., "--grid", "-g", help="KEY=LO..HI or KEY=A,B,C; repeat for more axes."),
+    local: bool = typer.Option(False, "--local", help="Run the grid here, point after point, skipping finished ones."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep folder (default sweeps/<recipe>)."),
+    metric: Optional[str] = typer.Option(None, help="Metric the W&B sweep reports on, e.g. val_acc."),
+    goal: str = typer.Option("maximize", help="maximize | minimize (with --metric)."),
+    project: Optional[str] = typer.Option(None, help="W&B project (default: the recipe's logger.wandb.project)."),
+    entity: Optional[str] = typer.Option(None, help="W&B entity (default: the recipe's logger.wandb.entity)."),
+) -> None:
+    """Write a W&B grid sweep whose command is `inq train RECIPE ${args_no_hyphens}`, or run it here."""
+    if goal not in _GOALS:
+        raise InqError(f"--goal {goal!r}: expected maximize or minimize")
+    axes = parse_axes(grid)
+    fixed = list(overrides or [])
+    fixed_keys = override_map(fixed)
+    for axis in axes:
+        if axis.key in fixed_keys:
+            raise InqError(f"{axis.key}: both swept (--grid) and fixed ({axis.key}={fixed_keys[axis.key]})")
+    if "output_dir" in fixed_keys and local:
+        raise InqError("output_dir: a local sweep places each point's runs itself (use --out)")
+    data = resolved_recipe(recipe, fixed)
+    for point in expand(axes):  # every point must be a valid recipe before any is handed out
+        resolved_recipe(recipe, fixed + point_overrides(point))
+    recipe_arg = str(recipe)
+    out_dir = out or Path("sweeps") / recipe.stem
+    config = sweep_config(
+        recipe_arg,
+        axes,
+        name=f"{recipe.stem}-" + "-".join(a.key for a in axes),
+        project=project or get_path(data, "logger.wandb.project"),
+        entity=entity or get_path(data, "logger.wandb.entity"),
+        metric=metric,
+        goal=goal,
+        fixed=fixed,
+    )
+    sweep_yaml = out_dir / "sweep.yaml"
+    header = f"# W&B sweep for {recipe_arg}: wandb sweep {sweep_yaml}, then wandb agent <the sweep id it prints>\n"
+    write_yaml_atomic(sweep_yaml, config, header)
+    points = 1
+    for axis in axes:
+        points *= len(axis.values)
+    typer.echo(f"wrote {sweep_yaml} ({points} points); start it with: wandb sweep {sweep_yaml}")
+    if not local:
+        return
+    runner = LocalSweep(recipe=recipe_arg, axes=axes, out_dir=out_dir, fixed=fixed)
+    states = runner.run(train_cmd=[sys.executable, "-m", "inq_cli.app", "train"], echo=typer.echo)
+    table, files = collect_results(states, axes, out_dir, metric)
+    typer.echo(table)
+    typer.echo("results: " + ", ".join(str(p) for p in files))
+    failed = [s.name for s in states if s.status != "finished"]
+    if failed:
+        typer.echo(f"{len(failed)} point(s) failed: {', '.join(failed)} (rerun to retry them)", err=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep)

