@@ -116,3 +116,21 @@ def test_bad_datasets_stop_with_one_line(call_main, tmp_path: Path, case: str) -
     lines = result.err.strip().splitlines()
     assert lines == [f"error: {expect}"] or (len(lines) == 1 and lines[0].startswith(f"error: {expect}")), lines
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("recipe", ["fcn_quickstart", "deepspeech_quickstart"])
+def test_ensembles_of_two(call_main, tmp_path: Path, recipe: str) -> None:  # type: ignore[no-untyped-def]
+    if recipe == "fcn_quickstart":
+        root = write_synthetic_glas(tmp_path / "data", train=2, test_a=1, test_b=1, size=32)
+        extra = ["model.width=4", "data.patch_size=32", "data.patches_per_image=1"]
+        metric = "f1_dice"
+    else:
+        root = write_synthetic_timit(tmp_path / "data", train_speakers=2, dev_speakers=1, test_speakers=1,
+                                     utterances_per_speaker=1)
+        extra = ["model.hidden=8"]
+        metric = "per"
+    run_dir = train(call_main, f"recipes/{recipe}.yaml", f"output_dir={tmp_path / 'runs'}", f"data.root={root}",
+                    "ensemble.members=2", *extra, *STAGES)
+    summary = check_quantized_and_verified(call_main, run_dir, 5)
+    final = summary["final_metrics"]
+    assert {f"test/{metric}", f"test/member0/{metric}", f"test/member1/{metric}"} <= set(final)
