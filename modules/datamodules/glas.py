@@ -277,7 +277,11 @@ class GlasDataModule(L.LightningDataModule):
 
     @property
     def data_info(self) -> dict[str, Any]:
-        """What the FCN and the segmentation module need: input channels, evaluation split names."""
+        """What the FCN and the segmentation module need: input channels, evaluation split names.
+
+        Sets the data up first, so a missing or broken dataset is reported before a run starts.
+        """
+        self.setup()
         return {"in_channels": 3, "val_splits": list(self.val_splits), "test_splits": list(self.test_splits)}
 
     def train_dataloader(self) -> DataLoader:
