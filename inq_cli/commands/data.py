@@ -12,6 +12,22 @@ from inq_cli.errors import InqError
 from modules.errors import DataError
 
 
+SYNTH_HELP = """Write a small synthetic dataset in the real on-disk format into DIRECTORY.
+
+glas: 12 train, 6 Test A and 4 Test B 128x128 tissue tiles as BMP pairs (image + instance mask) with Grade.csv.
+
+timit: SPHERE audio with .PHN/.WRD/.TXT in the LDC layout (TRAIN/TEST, DR1..DR8, speakers), with real dev and core-test speaker ids.
+
+DIRECTORY must be missing or empty; it is written complete or not at all. The real loaders read both (data.root=DIRECTORY).
+
+Examples:
+
+  inq data synth glas data/glas_synth
+
+  inq data synth timit data/timit_synth --seed 1
+"""
+
+
 class SynthKind(str, Enum):
     glas = "glas"
     timit = "timit"
@@ -22,7 +38,6 @@ def synth(
     directory: Path = typer.Argument(..., help="folder to create (must be missing or empty)"),
     seed: int = typer.Option(0, help="random seed of the generator"),
 ) -> None:
-    """Write a small synthetic dataset in the real format into DIRECTORY."""
     try:
         if kind is SynthKind.glas:
             from modules.datamodules.synth_glas import write_synthetic_glas
@@ -42,5 +57,5 @@ def synth(
 
 def register(app: typer.Typer) -> None:
     data_app = typer.Typer(help="Dataset tools (synthetic GlaS / TIMIT in their real formats).", no_args_is_help=True)
-    data_app.command("synth")(synth)
+    data_app.command("synth", help=SYNTH_HELP, no_args_is_help=True)(synth)
     app.add_typer(data_app, name="data")
