@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import nn
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from modules.base import BaseModule
@@ -62,7 +63,7 @@ class SpeechModule(BaseModule):
         return out
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.ctc_loss(self.net(batch["features"], batch["lengths"]), batch)
+        loss = self.training_loss(batch)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["features"].shape[0])
         return loss
 
@@ -70,18 +71,41 @@ class SpeechModule(BaseModule):
         log_probs = self.net(batch["features"], batch["lengths"])
         self.log(f"{stage}/loss", self.ctc_loss(log_probs, batch), batch_size=batch["features"].shape[0],
                  sync_dist=True)
+        self._update_error_rates(self.error_rates, stage, log_probs, batch)
+
+    def _update_error_rates(self, rates: nn.ModuleDict | MetricCollection, prefix: str, log_probs: torch.Tensor,
+                            batch: Mapping[str, Any]) -> None:
         hypotheses = [self.vocab.scoring_units(tokens) for tokens in self.decode(log_probs, batch["lengths"])]
         preds = [" ".join(h) for h in hypotheses]
         refs = [" ".join(r) for r in batch["references"]]
-        self.error_rates[f"{stage}_{self.error_name}"].update(preds, refs)
+        rates[f"{prefix}_{self.error_name}"].update(preds, refs)
         if self.vocab.target == "chars":
-            self.error_rates[f"{stage}_cer"].update(preds, refs)
+            rates[f"{prefix}_cer"].update(preds, refs)
 
     def _eval_epoch_end(self, stage: str) -> None:
         for name, metric in self.error_rates.items():
             if name.startswith(stage + "_") and metric.update_called:
                 self.log(f"{stage}/{name.split('_', 1)[1]}", metric.compute(), prog_bar=True)
                 metric.reset()
+
+    # ensemble protocol (see BaseModule): members' per-frame posteriors are averaged, then decoded
+    def training_loss(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.ctc_loss(self.net(batch["features"], batch["lengths"]), batch)
+
+    def predict_probs(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.net(batch["features"], batch["lengths"]).float().exp()
+
+    def make_metrics(self) -> MetricCollection:
+        rates: dict[str, Metric] = {f"all_{self.error_name}": WordErrorRate()}
+        if self.vocab.target == "chars":
+            rates["all_cer"] = CharErrorRate()
+        return MetricCollection(rates, compute_groups=False)  # WER and CER updated one by one
+
+    def update_metrics(self, metrics: torch.nn.Module, probs: torch.Tensor, batch: Mapping[str, Any]) -> None:
+        self._update_error_rates(metrics, "all", probs.clamp_min(1e-12).log(), batch)
+
+    def compute_metrics(self, metrics: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {name.split("_", 1)[1]: value for name, value in metrics.compute().items()}
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step(batch, "val")
