@@ -194,6 +194,44 @@ class LoggerSection(Section):
     wandb: WandbSection | None = None
 
 
+class AnnotateSection(Section):
+    """`inq annotate`: Suggestive Annotation (Yang et al. 2017) with `fcns` suggestive FCNs (float, or
+    INQ-quantized when `inq.enabled`). Each round the `candidates` most uncertain unannotated items
+    are scored and `select` of them picked by greedy cosine max-cover (see modules.suggestive)."""
+
+    fcns: int = Field(4, ge=2)                       # K: suggestive FCNs (std needs at least two)
+    rounds: PositiveInt = 10                         # R
+    candidates: PositiveInt = 16                     # U: most uncertain items per round
+    select: PositiveInt = 8                          # S: picked from the candidates per round
+    initial: PositiveInt | list[str] = 8             # annotated before round 1: a count drawn at random, or ids
+    unit: Literal["image", "patch"] = "image"        # pool items: whole training images or tiles of them
+    patch_size: int | None = Field(None, ge=16)      # tile side when unit is patch
+    retrain: Literal["retrain", "finetune"] = "retrain"  # between rounds: fresh FCNs, or continue training
+    finetune_epochs: PositiveInt = 2                 # float epochs of each fine-tuning (then INQ's stages again)
+    bootstrap: bool = True                           # each FCN on a bootstrap sample (else on the whole set)
+    inference_batch: PositiveInt = 8                 # pool items per forward pass when scoring
+
+    @field_validator("initial")
+    @classmethod
+    def _initial_ids(cls, value: int | list[str]) -> int | list[str]:
+        if isinstance(value, list):
+            from modules.suggestive.items import parse_id
+
+            if not value:
+                raise ValueError("must name at least one id (or be a count)")
+            for item in value:
+                parse_id(item)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnnotateSection:
+        if self.select > self.candidates:
+            raise ValueError(f"select: must not exceed annotate.candidates (S={self.select} > U={self.candidates})")
+        if self.unit == "patch" and self.patch_size is None:
+            raise ValueError("patch_size: required when annotate.unit is patch")
+        return self
+
+
 class Recipe(Section):
     """A whole experiment. Named sections arrive already validated (see `validate_recipe`)."""
 
@@ -209,6 +247,7 @@ class Recipe(Section):
     trainer: TrainerSection = Field(default_factory=TrainerSection)
     ensemble: EnsembleSection = Field(default_factory=EnsembleSection)
     logger: LoggerSection = Field(default_factory=LoggerSection)
+    annotate: AnnotateSection | None = None  # only `inq annotate` reads it
 
     @model_validator(mode="after")
     def _training_covers_the_schedule(self) -> Recipe:
@@ -230,6 +269,8 @@ class Recipe(Section):
     def resolved(self) -> dict[str, Any]:
         """The recipe as plain data, defaults filled in (what resolved.yaml holds)."""
         data = self.model_dump(mode="json")
+        if data.get("annotate") is None:
+            data.pop("annotate", None)
         for section in NAMED_SECTIONS:  # `name` first, as recipes write it
             data[section] = {"name": data[section]["name"], **data[section]}
         return data

@@ -19,7 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from scipy import ndimage
 from torch.utils.data import DataLoader, Dataset
 
@@ -311,11 +311,30 @@ class GlasConfig(OnDiskDataConfig):
     val_images: NonNegativeInt = 0
     split_seed: NonNegativeInt = 0
     synthesize: bool = False
+    # Network training after `inq annotate`: train only on the items a suggestions.json annotated
+    # (its initial ids, or `initial_annotated` instead, plus the first `suggestion_rounds` rounds' picks).
+    suggestions: Path | None = None
+    initial_annotated: list[str] | None = None
+    suggestion_rounds: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _suggestions_alone(self) -> GlasConfig:
+        if self.suggestions is None and (self.initial_annotated is not None or self.suggestion_rounds is not None):
+            raise ValueError("suggestions: initial_annotated and suggestion_rounds need data.suggestions")
+        if self.suggestions is not None and self.subset is not None:
+            raise ValueError("suggestions: set either data.suggestions or data.subset, not both")
+        return self
 
 
 @register_data("glas", GlasConfig)
-def build_glas(cfg: GlasConfig, seed: int) -> GlasDataModule:
+def build_glas(cfg: GlasConfig, seed: int) -> L.LightningDataModule:
     """The GlaS datamodule for a run seeded with `seed`."""
+    if cfg.suggestions is not None:
+        from modules.datamodules.glas_annotated import SuggestedGlasDataModule
+
+        plain = cfg.model_copy(update={"suggestions": None, "initial_annotated": None, "suggestion_rounds": None})
+        return SuggestedGlasDataModule(build_glas(plain, seed), cfg.suggestions, cfg.initial_annotated,
+                                       cfg.suggestion_rounds)
     return GlasDataModule(root=cfg.root, patch_size=cfg.patch_size, patches_per_image=cfg.patches_per_image,
                           batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
                           rotate=cfg.rotate, flip=cfg.flip, subset=cfg.subset, val_images=cfg.val_images,

@@ -115,7 +115,7 @@ class EnsembleModule(pl.LightningModule):
         self.log_dict(out, prog_bar=False, sync_dist=True, add_dataloader_idx=False)
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._score(batch, "val")
+        self._score(batch, "val")  # several evaluation sets (GlaS Test A / B) are scored pooled
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._score(batch, "test")

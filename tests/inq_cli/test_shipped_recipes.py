@@ -27,7 +27,8 @@ def test_recipe_validates_and_round_trips(path: Path) -> None:
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_recipe_opens_with_its_command_and_a_description(path: Path) -> None:
     head = path.read_text().splitlines()[:6]
-    assert any(f"inq train recipes/{path.name}" in line for line in head if line.startswith("#"))
+    command = "annotate" if "annotate" in (yaml.safe_load(path.read_text()) or {}) else "train"
+    assert any(f"inq {command} recipes/{path.name}" in line for line in head if line.startswith("#"))
     assert read_description(path)
 
 
