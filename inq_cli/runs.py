@@ -242,6 +242,10 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunRe
     else:
         module = build_module(recipe, dict(datamodule.data_info))
     check_inq_targets(recipe, module)
+    if resume is None:
+        from modules.init_from import check_init_from
+
+        check_init_from(recipe.model.init_from)  # one line before any run folder exists
     fresh = resume is None and RUN_DIR_ENV not in os.environ
     run_dir = resume.parent if resume is not None else make_run_dir(recipe, recipe_name)
     resume = resume or requeue_resume_point(run_dir)  # a requeued SLURM job goes on where it stopped

@@ -31,6 +31,12 @@ class InitReport:
     missing: list[str] = field(default_factory=list)
 
 
+def check_init_from(path: str | Path | None) -> None:
+    """Cheap early check (before a run starts) that an `init_from` file is there."""
+    if path is not None and not Path(path).is_file():
+        raise data_error(path, "init_from checkpoint does not exist")
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint / state-dict / safetensors file (DataError if unreadable)."""
     path = Path(path)

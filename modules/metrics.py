@@ -180,27 +180,51 @@ def glas_scores(
 
 
 class GlasObjectMetric(Metric):
-    """torchmetrics wrapper: ``update(predictions, targets)`` with instance-label images, ``compute()``
-    gives ``{"f1", "object_dice", "object_hausdorff", "f1_dice"}`` pooled over everything seen.
-    The state is the additive statistics, summed across processes, so DDP gives the exact result."""
+    """torchmetrics wrapper of the GlaS scores, pooled over everything seen, optionally per split.
+
+    ``update(predictions, targets, splits=None)`` takes instance-label images and, when the metric
+    was built with split names, each image's split. ``compute()`` gives ``f1``, ``object_dice``,
+    ``object_hausdorff`` and ``f1_dice`` over all images, plus ``<split>/<score>`` for every split
+    that received images. The state is the additive statistics, summed across processes, so DDP
+    gives the exact result."""
 
     full_state_update = False
     higher_is_better = True
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, splits: Sequence[str] = (), **kwargs) -> None:
         super().__init__(**kwargs)
-        self.add_state("stats", default=torch.zeros(N_STATS, dtype=torch.float64), dist_reduce_fx="sum")
+        self.split_names = tuple(splits)
+        rows = len(self.split_names) + 1  # row 0: all images
+        self.add_state("stats", default=torch.zeros(rows, N_STATS, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("images", default=torch.zeros(rows, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, predictions: Sequence, targets: Sequence) -> None:
-        for seg, gt in zip(predictions, targets, strict=True):
+    def _row(self, split: str | None) -> int | None:
+        if split is None:
+            return None
+        if split not in self.split_names:
+            raise ValueError(f"unknown split {split!r} (this metric knows {list(self.split_names)})")
+        return 1 + self.split_names.index(split)
+
+    def update(self, predictions: Sequence, targets: Sequence, splits: Sequence[str] | None = None) -> None:
+        splits = list(splits) if splits is not None else [None] * len(predictions)
+        for seg, gt, split in zip(predictions, targets, splits, strict=True):
             seg = seg.cpu().numpy() if isinstance(seg, torch.Tensor) else np.asarray(seg)
             gt = gt.cpu().numpy() if isinstance(gt, torch.Tensor) else np.asarray(gt)
-            self.stats += torch.from_numpy(glas_statistics(seg, gt)).to(self.stats)
+            stats = torch.from_numpy(glas_statistics(seg, gt)).to(self.stats)
+            for row in (0, self._row(split)):
+                if row is not None:
+                    self.stats[row] += stats
+                    self.images[row] += 1
 
     def compute(self) -> dict[str, torch.Tensor]:
-        scores = glas_from_statistics(self.stats.cpu().numpy())
-        scores["f1_dice"] = f1_dice_mean(scores)
-        return {k: torch.tensor(v, dtype=torch.float32) for k, v in scores.items()}
+        out: dict[str, torch.Tensor] = {}
+        for row, prefix in enumerate(("", *(f"{name}/" for name in self.split_names))):
+            if row and not self.images[row]:
+                continue
+            scores = glas_from_statistics(self.stats[row].cpu().numpy())
+            scores["f1_dice"] = f1_dice_mean(scores)
+            out.update({prefix + k: torch.tensor(v, dtype=torch.float32) for k, v in scores.items()})
+        return out
 
 
 def f1_dice_mean(scores: dict[str, float]) -> float:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import nn
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import MetricCollection
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from modules.base import BaseModule
@@ -28,7 +28,11 @@ EVAL_STAGES = ("val", "test")
 
 
 class SpeechModule(BaseModule):
-    """Trains ``self.net`` (features, lengths -> per-frame log-probabilities) with CTC."""
+    """Trains ``self.net`` (features, lengths -> per-frame log-probabilities) with CTC.
+
+    Implements the ensemble protocol (``predict_probs`` = per-frame posteriors), so ensembles of
+    Deep Speech models decode the mean of the members' posteriors.
+    """
 
     monitor = "val/per"
     monitor_mode = "min"
@@ -39,9 +43,7 @@ class SpeechModule(BaseModule):
         self.vocab = Vocabulary(self.data_info.get("target", "phones"), str(self.data_info.get("phone_set", "61")))
         self.error_name = "per" if self.vocab.target == "phones" else "wer"
         self.monitor = f"val/{self.error_name}"
-        self.error_rates = nn.ModuleDict({f"{stage}_{self.error_name}": WordErrorRate() for stage in EVAL_STAGES})
-        if self.vocab.target == "chars":
-            self.error_rates.update({f"{stage}_cer": CharErrorRate() for stage in EVAL_STAGES})
+        self.stage_metrics = nn.ModuleDict({stage: self.make_metrics() for stage in EVAL_STAGES})
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(features, lengths)
@@ -62,6 +64,29 @@ class SpeechModule(BaseModule):
             out.append(self.vocab.decode(ids))
         return out
 
+    # ------------------------------------------------------------------ ensemble protocol
+    def training_loss(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.ctc_loss(self.net(batch["features"], batch["lengths"]), batch)
+
+    def predict_probs(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Per-frame posteriors (B, T, classes)."""
+        return self.net(batch["features"], batch["lengths"]).float().exp()
+
+    def make_metrics(self) -> MetricCollection:
+        metrics = {self.error_name: WordErrorRate()}
+        if self.vocab.target == "chars":
+            metrics["cer"] = CharErrorRate()
+        return MetricCollection(metrics)
+
+    def update_metrics(self, metrics: torch.nn.Module, probs: torch.Tensor, batch: Mapping[str, Any]) -> None:
+        log_probs = probs.clamp_min(1e-30).log()
+        hypotheses = [self.vocab.scoring_units(tokens) for tokens in self.decode(log_probs, batch["lengths"])]
+        metrics.update([" ".join(h) for h in hypotheses], [" ".join(r) for r in batch["references"]])
+
+    def compute_metrics(self, metrics: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return dict(metrics.compute())
+
+    # ------------------------------------------------------------------ Lightning hooks
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["features"].shape[0])
@@ -71,41 +96,14 @@ class SpeechModule(BaseModule):
         log_probs = self.net(batch["features"], batch["lengths"])
         self.log(f"{stage}/loss", self.ctc_loss(log_probs, batch), batch_size=batch["features"].shape[0],
                  sync_dist=True)
-        self._update_error_rates(self.error_rates, stage, log_probs, batch)
-
-    def _update_error_rates(self, rates: nn.ModuleDict | MetricCollection, prefix: str, log_probs: torch.Tensor,
-                            batch: Mapping[str, Any]) -> None:
-        hypotheses = [self.vocab.scoring_units(tokens) for tokens in self.decode(log_probs, batch["lengths"])]
-        preds = [" ".join(h) for h in hypotheses]
-        refs = [" ".join(r) for r in batch["references"]]
-        rates[f"{prefix}_{self.error_name}"].update(preds, refs)
-        if self.vocab.target == "chars":
-            rates[f"{prefix}_cer"].update(preds, refs)
+        self.update_metrics(self.stage_metrics[stage], log_probs.float().exp(), batch)
 
     def _eval_epoch_end(self, stage: str) -> None:
-        for name, metric in self.error_rates.items():
-            if name.startswith(stage + "_") and metric.update_called:
-                self.log(f"{stage}/{name.split('_', 1)[1]}", metric.compute(), prog_bar=True)
-                metric.reset()
-
-    # ensemble protocol (see BaseModule): members' per-frame posteriors are averaged, then decoded
-    def training_loss(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        return self.ctc_loss(self.net(batch["features"], batch["lengths"]), batch)
-
-    def predict_probs(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        return self.net(batch["features"], batch["lengths"]).float().exp()
-
-    def make_metrics(self) -> MetricCollection:
-        rates: dict[str, Metric] = {f"all_{self.error_name}": WordErrorRate()}
-        if self.vocab.target == "chars":
-            rates["all_cer"] = CharErrorRate()
-        return MetricCollection(rates, compute_groups=False)  # WER and CER updated one by one
-
-    def update_metrics(self, metrics: torch.nn.Module, probs: torch.Tensor, batch: Mapping[str, Any]) -> None:
-        self._update_error_rates(metrics, "all", probs.clamp_min(1e-12).log(), batch)
-
-    def compute_metrics(self, metrics: torch.nn.Module) -> dict[str, torch.Tensor]:
-        return {name.split("_", 1)[1]: value for name, value in metrics.compute().items()}
+        metrics = self.stage_metrics[stage]
+        if not any(m.update_called for m in metrics.values()):
+            return
+        self.log_dict({f"{stage}/{k}": v for k, v in self.compute_metrics(metrics).items()}, prog_bar=True)
+        metrics.reset()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step(batch, "val")

@@ -183,25 +183,26 @@ class GlasPatches(Dataset):
 
 
 class GlasImages(Dataset):
-    """Whole images with their instance labels, for validation and test."""
+    """Whole images with their instance labels and split name (``testA``, ...), for evaluation."""
 
-    def __init__(self, items: list[GlasItem]) -> None:
-        self.items = items
-        self.pairs = [load_pair(item) for item in items]
+    def __init__(self, splits: dict[str, list[GlasItem]]) -> None:
+        self.entries = [(split, item) for split, items in splits.items() for item in items]
+        self.pairs = [load_pair(item) for _, item in self.entries]
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.entries)
 
     def __getitem__(self, index: int) -> dict:
         image, labels = self.pairs[index]
+        split, item = self.entries[index]
         return {"image": normalise_image(image), "labels": torch.from_numpy(labels),
-                "target": torch.from_numpy((labels > 0).astype(np.float32))[None], "name": self.items[index].name}
+                "target": torch.from_numpy((labels > 0).astype(np.float32))[None], "name": item.name, "split": split}
 
 
 def collate_images(items: list[dict]) -> dict:
     """Stack when all images share a size; otherwise keep lists (batch size 1 is typical)."""
     same = len({tuple(it["image"].shape) for it in items}) == 1
-    out: dict = {"name": [it["name"] for it in items]}
+    out: dict = {"name": [it["name"] for it in items], "split": [it["split"] for it in items]}
     for key in ("image", "labels", "target"):
         values = [it[key] for it in items]
         out[key] = torch.stack(values) if same else values
@@ -217,7 +218,7 @@ def hold_out(items: list[GlasItem], count: int, split_seed: int) -> tuple[list[G
 
 
 class GlasDataModule(L.LightningDataModule):
-    """GlaS train patches; test on Test A and Test B (two dataloaders, that order).
+    """GlaS train patches; test on Test A and Test B (one loader; each image carries its split).
 
     Validation is on Test A and Test B too (what the paper reports) unless ``val_images`` > 0:
     then that many whole training images, fixed by ``split_seed``, are held out as the ``holdout``
@@ -271,12 +272,16 @@ class GlasDataModule(L.LightningDataModule):
             self.items["train"] = [known[n] for n in self.subset]
         self.datasets["train"] = GlasPatches(self.items["train"], self.patch_size, self.patches_per_image,
                                              self.rotate, self.flip, self.seed)
-        for split in {*self.val_splits, *self.test_splits}:
-            self.datasets[split] = GlasImages(self.items[split])
+        self.datasets["val"] = GlasImages({split: self.items[split] for split in self.val_splits})
+        self.datasets["test"] = GlasImages({split: self.items[split] for split in self.test_splits})
 
     @property
     def data_info(self) -> dict[str, Any]:
-        """What the FCN and the segmentation module need: input channels, evaluation split names."""
+        """What the FCN and the segmentation module need: input channels, evaluation split names.
+
+        Sets the data up first, so a missing or broken dataset is reported before a run starts.
+        """
+        self.setup()
         return {"in_channels": 3, "val_splits": list(self.val_splits), "test_splits": list(self.test_splits)}
 
     def train_dataloader(self) -> DataLoader:
@@ -284,15 +289,15 @@ class GlasDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=self.batch_size, sampler=EpochSeededSampler(len(dataset), self.seed),
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
-    def _eval(self, splits: tuple[str, ...]) -> list[DataLoader]:
-        return [DataLoader(self.datasets[s], batch_size=self.eval_batch_size, shuffle=False,
-                           num_workers=self.num_workers, collate_fn=collate_images) for s in splits]
+    def _eval(self, stage: str) -> DataLoader:
+        return DataLoader(self.datasets[stage], batch_size=self.eval_batch_size, shuffle=False,
+                          num_workers=self.num_workers, collate_fn=collate_images)
 
-    def val_dataloader(self) -> list[DataLoader]:
-        return self._eval(self.val_splits)
+    def val_dataloader(self) -> DataLoader:
+        return self._eval("val")
 
-    def test_dataloader(self) -> list[DataLoader]:
-        return self._eval(self.test_splits)
+    def test_dataloader(self) -> DataLoader:
+        return self._eval("test")
 
 
 class GlasConfig(OnDiskDataConfig):

@@ -34,6 +34,11 @@ def write_dataset_dir(root: str | Path, write: Callable[[Path], object]) -> Path
         if root.exists():
             root.rmdir()
         os.replace(tmp, root)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if is_empty_or_missing(root):
+            raise
+        # another process (a DDP rank started at the same time) put the same dataset there first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -205,7 +205,11 @@ class TimitDataModule(L.LightningDataModule):
 
     @property
     def data_info(self) -> dict[str, Any]:
-        """What Deep Speech and the speech module need: feature size, output symbols, scoring."""
+        """What Deep Speech and the speech module need: feature size, output symbols, scoring.
+
+        Sets the data up first, so a missing or broken dataset is reported before a run starts.
+        """
+        self.setup()
         return {"n_features": self.n_features, "num_classes": self.num_classes, "target": self.vocab.target,
                 "phone_set": int(self.vocab.phone_set)}
 

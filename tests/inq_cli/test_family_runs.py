@@ -94,7 +94,8 @@ def test_small_vgg_from_a_float_run_on_imagefolder(call_main, tmp_path: Path) ->
     assert n1 == int(torch.floor(torch.log2(start["net.features.0.weight"].abs().max() * 4 / 3)))
 
 
-@pytest.mark.parametrize("case", ["truncated_bmp", "broken_sphere", "bad_phn", "missing_root", "empty_split"])
+@pytest.mark.parametrize("case", ["truncated_bmp", "broken_sphere", "bad_phn", "missing_root", "empty_split",
+                                  "missing_init_from"])
 def test_bad_datasets_stop_with_one_line(call_main, tmp_path: Path, case: str) -> None:  # type: ignore[no-untyped-def]
     out = f"output_dir={tmp_path / 'runs'}"
     if case in ("truncated_bmp", "empty_split"):
@@ -108,6 +109,10 @@ def test_bad_datasets_stop_with_one_line(call_main, tmp_path: Path, case: str) -
                 p.unlink()
             expect = f"{root}: empty testA split"
         args = ["recipes/fcn_quickstart.yaml", f"data.root={root}", "data.synthesize=false"]
+    elif case == "missing_init_from":
+        root = write_synthetic_glas(tmp_path / "glas", train=2, test_a=1, test_b=1, size=32)
+        args = ["recipes/fcn_quickstart.yaml", f"data.root={root}", f"model.init_from={tmp_path / 'float.ckpt'}"]
+        expect = f"{tmp_path / 'float.ckpt'}: init_from checkpoint does not exist"
     elif case == "missing_root":
         root = tmp_path / "nowhere"
         args = ["recipes/deepspeech_quickstart.yaml", f"data.root={root}", "data.synthesize=false"]
@@ -128,3 +133,23 @@ def test_bad_datasets_stop_with_one_line(call_main, tmp_path: Path, case: str) -
     lines = result.err.strip().splitlines()
     assert lines == [f"error: {expect}"] or (len(lines) == 1 and lines[0].startswith(f"error: {expect}")), lines
     assert "Traceback" not in result.err
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.rglob("*.*")), "a refused run left files behind"
+
+
+@pytest.mark.parametrize("recipe", ["fcn_quickstart", "deepspeech_quickstart"])
+def test_ensembles_of_two(call_main, tmp_path: Path, recipe: str) -> None:  # type: ignore[no-untyped-def]
+    if recipe == "fcn_quickstart":
+        root = write_synthetic_glas(tmp_path / "data", train=2, test_a=1, test_b=1, size=32)
+        extra = ["model.width=4", "data.patch_size=32", "data.patches_per_image=1"]
+        metric = "f1_dice"
+    else:
+        root = write_synthetic_timit(tmp_path / "data", train_speakers=2, dev_speakers=1, test_speakers=1,
+                                     utterances_per_speaker=1)
+        extra = ["model.hidden=8"]
+        metric = "per"
+    run_dir = train(call_main, f"recipes/{recipe}.yaml", f"output_dir={tmp_path / 'runs'}", f"data.root={root}",
+                    "ensemble.members=2", *extra, *STAGES)
+    summary = check_quantized_and_verified(call_main, run_dir, 5)
+    final = summary["final_metrics"]
+    assert {f"test/{metric}", f"test/member0/{metric}", f"test/member1/{metric}"} <= set(final)

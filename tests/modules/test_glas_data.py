@@ -122,10 +122,11 @@ def test_datamodule_batches_and_subset(glas: Path) -> None:
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (4, 3, 32, 32) and batch["target"].shape == (4, 1, 32, 32)
     assert set(batch["target"].unique().tolist()) <= {0.0, 1.0}
-    val_a, val_b = dm.val_dataloader()
-    full = next(iter(val_a))
+    batches = list(dm.val_dataloader())
+    full = batches[0]
     assert full["image"].shape == (1, 3, 64, 64) and full["labels"].shape == (1, 64, 64)
-    assert full["name"] == ["testA_1"] and len(val_b) == 2
+    assert full["name"] == ["testA_1"] and full["split"] == ["testA"]
+    assert [b["split"][0] for b in batches] == ["testA", "testA", "testB", "testB"]
     with pytest.raises(DataError, match="train_9"):
         GlasDataModule(glas, subset=["train_9"]).setup("fit")
 
@@ -145,6 +146,7 @@ def test_held_out_validation_images(glas: Path) -> None:
     assert len(dm.items["holdout"]) == 1 and len(dm.items["train"]) == 2
     assert dm.items["holdout"][0].name not in {i.name for i in dm.items["train"]}
     assert dm.data_info["val_splits"] == ["holdout"] and dm.data_info["test_splits"] == ["testA", "testB"]
-    assert len(dm.val_dataloader()) == 1 and len(dm.test_dataloader()) == 2
+    assert [b["split"] for b in dm.val_dataloader()] == [["holdout"]]
+    assert len(dm.test_dataloader()) == 4
     with pytest.raises(DataError, match="leaves no training image"):
         GlasDataModule(glas, val_images=3).setup("fit")

@@ -173,3 +173,18 @@ def test_metric_object_pools_like_glas_scores() -> None:
     for key in want:
         assert float(got[key]) == pytest.approx(want[key], rel=1e-6)
     assert float(got["f1_dice"]) == pytest.approx(f1_dice_mean(want), rel=1e-6)
+
+
+def test_metric_object_per_split() -> None:
+    from modules.metrics import GlasObjectMetric
+
+    gt = canvas()
+    gt[0:10, 0:10] = 1
+    missed = canvas()
+    metric = GlasObjectMetric(splits=("testA", "testB", "holdout"))
+    metric.update([gt.copy(), missed], [gt, gt], splits=["testA", "testB"])
+    out = {k: float(v) for k, v in metric.compute().items()}
+    assert out["testA/f1"] == 1.0 and out["testB/f1"] == 0.0 and out["f1"] == pytest.approx(2 / 3)
+    assert not any(k.startswith("holdout/") for k in out)  # no images: not reported
+    with pytest.raises(ValueError, match="unknown split"):
+        metric.update([gt], [gt], splits=["testC"])
