@@ -15,8 +15,8 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click import ClickException as UsageProblem
 
 # Each name is a module in inq_cli/commands/ with a ``register(app)`` function.
-COMMANDS: list[str] = ["train", "eval", "validate", "recipes", "verify", "export", "inspect", "bench", "sweep",
-                      "report", "slurm", "data", "annotate"]
+COMMANDS: list[str] = ["train", "eval", "validate", "recipes", "verify", "data", "export", "inspect", "bench",
+                      "sweep", "report", "slurm", "annotate"]
 
 app = typer.Typer(
     name="inq",

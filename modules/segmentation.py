@@ -131,36 +131,6 @@ class SegmentationModule(BaseModule):
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
 
-    # ------------------------------------------------------------------ ensemble protocol
-    # Members' per-pixel foreground probabilities are averaged, then thresholded into objects and
-    # scored with the GlaS object metrics pooled over every evaluation image.
-
-    def training_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.loss(self.net(batch["image"]), batch["target"])
-
-    def predict_probs(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """(B, H, W) foreground probabilities; images of different sizes are zero-padded to the largest."""
-        images = batch["image"]
-        if isinstance(images, torch.Tensor):
-            return torch.sigmoid(self.net(images).float())[:, 0]
-        maps = [torch.sigmoid(self.net(image.unsqueeze(0)).float())[0, 0] for image in images]
-        height, width = max(m.shape[0] for m in maps), max(m.shape[1] for m in maps)
-        return torch.stack([F.pad(m, (0, width - m.shape[1], 0, height - m.shape[0])) for m in maps])
-
-    def make_metrics(self) -> GlasObjectMetric:
-        return GlasObjectMetric()
-
-    def update_metrics(self, metrics: torch.nn.Module, probs: torch.Tensor, batch: Mapping[str, Any]) -> None:
-        labels = batch["labels"] if isinstance(batch["labels"], list) else list(batch["labels"])
-        predictions = []
-        for prob, label in zip(probs, labels):
-            crop = prob[: label.shape[0], : label.shape[1]].cpu().numpy()
-            predictions.append(instances_from_probability(crop, self.model_config.threshold, self.model_config.min_size))
-        metrics.update(predictions, [label.cpu().numpy() for label in labels])
-
-    def compute_metrics(self, metrics: torch.nn.Module) -> dict[str, torch.Tensor]:
-        return dict(metrics.compute())
-
 
 class FCNConfig(ModelConfig):
     """`model: {name: fcn, ...}`: the 34-layer residual FCN; `width: 32` is the paper's simplified FCN."""

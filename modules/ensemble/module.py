@@ -111,7 +111,8 @@ class EnsembleModule(pl.LightningModule):
         metrics = self.stage_metrics[f"{stage}_ensemble"]
         out.update({f"{stage}/{k}": v for k, v in self.members[0].compute_metrics(metrics).items()})
         metrics.reset()
-        self.log_dict(out, prog_bar=False, sync_dist=True)  # already synced by torchmetrics: a no-op mean
+        # already synced by torchmetrics (sync_dist makes it a no-op mean); one set for all dataloaders
+        self.log_dict(out, prog_bar=False, sync_dist=True, add_dataloader_idx=False)
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._score(batch, "val")  # several evaluation sets (GlaS Test A / B) are scored pooled

@@ -65,6 +65,18 @@ def test_deepspeech_on_synthetic_timit(call_main, tmp_path: Path) -> None:  # ty
         assert f"net.{name}_inq_mask" in state
 
 
+def test_deepspeech_ensemble_scores_the_mean_posteriors(call_main, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = write_synthetic_timit(tmp_path / "timit", train_speakers=2, dev_speakers=1, test_speakers=1,
+                                 utterances_per_speaker=2)
+    run_dir = train(call_main, "recipes/deepspeech_quickstart.yaml", f"output_dir={tmp_path / 'runs'}",
+                    f"data.root={root}", "model.hidden=16", "ensemble.members=2", *STAGES)
+    summary = check_quantized_and_verified(call_main, run_dir, 5)
+    for key in ("test/per", "test/member0/per", "test/member1/per", "val/per"):
+        assert 0.0 <= summary["final_metrics"][key]
+    state = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert "members.1.net.rnn.weight_ih_l0_inq_mask" in state
+
+
 def test_small_vgg_from_a_float_run_on_imagefolder(call_main, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     root = make_tree(tmp_path / "imagenet", per_class=2)
     data = [f"data.root={root}", "data.input_size=32", "data.num_workers=0", "data.batch_size=3"]
