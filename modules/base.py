@@ -69,6 +69,28 @@ class BaseModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         return lightning_optimizers(self.optimizer_config, self.scheduler_config, self.parameters())
 
+    # ------------------------------------------------------------------ evaluation
+    # Lightning's validation/test hooks, shared by the families: each family scores one batch in
+    # `_eval_step(batch, stage)` and logs the stage's metrics in `_eval_epoch_end(stage)`.
+
+    def _eval_step(self, batch: Any, stage: str) -> None:
+        raise _no_protocol(self, "_eval_step")
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        raise _no_protocol(self, "_eval_epoch_end")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
     # ------------------------------------------------------------------ ensemble protocol
     # An ensemble (modules.ensemble.EnsembleModule) trains several members and scores the mean of
     # their probabilities, so each family says how to get a loss, probabilities and metrics.
@@ -95,4 +117,4 @@ class BaseModule(pl.LightningModule):
 
 
 def _no_protocol(module: object, method: str) -> TypeError:
-    return TypeError(f"{type(module).__name__} does not define {method}(), so it cannot be an ensemble member")
+    return TypeError(f"{type(module).__name__} does not define {method}(), which inq's task modules need")

@@ -76,20 +76,14 @@ class ClassificationModule(BaseModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._step(batch, "val")
+    def _eval_step(self, batch: Any, stage: str) -> None:
+        self._step(batch, stage)
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._step(batch, "test")
+    def _eval_epoch_end(self, stage: str) -> None:
+        self._log_epoch_metrics(stage)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch_metrics("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch_metrics("test")
 
 
 class VGGConfig(ModelConfig):

@@ -119,18 +119,6 @@ class SegmentationModule(BaseModule):
         self.log_dict(out)
         self.log(f"{stage}/f1_dice", main, prog_bar=True)
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
-
 
 class FCNConfig(ModelConfig):
     """`model: {name: fcn, ...}`: the 34-layer residual FCN; `width: 32` is the paper's simplified FCN."""

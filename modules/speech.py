@@ -105,18 +105,6 @@ class SpeechModule(BaseModule):
         self.log_dict({f"{stage}/{k}": v for k, v in self.compute_metrics(metrics).items()}, prog_bar=True)
         metrics.reset()
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
-
 
 class DeepSpeechConfig(ModelConfig):
     """`model: {name: deepspeech, ...}`: Deep Speech; `small: true` drops FC2 and FC3 (the paper's small model)."""
