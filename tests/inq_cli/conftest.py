@@ -12,15 +12,11 @@ class MainResult:
 @pytest.fixture
 def call_main(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """Calls `inq_cli.app.main(argv)` in-process; returns its exit code and captured output."""
-    from inq_cli.app import main
+    from tests.inq_cli.clirunner import run_main
 
     def call(*argv: str) -> MainResult:
         capsys.readouterr()
-        try:
-            main(list(argv))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
+        code = run_main(list(argv))
         captured = capsys.readouterr()
         return MainResult(code, captured.out, captured.err)
 

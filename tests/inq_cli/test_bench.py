@@ -6,16 +6,8 @@ import json
 import pytest
 import torch
 
-from inq_cli.app import main
+from tests.inq_cli.clirunner import run_main
 
-
-def run_main(argv: list[str]) -> int:
-    """The console entry point in-process; its exit code."""
-    try:
-        main(argv)
-    except SystemExit as exit_info:
-        return int(exit_info.code or 0)
-    return 0
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU behaviour")
 

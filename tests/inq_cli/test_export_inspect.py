@@ -13,16 +13,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from inq_cli.app import main
+from tests.inq_cli.clirunner import run_main
 
-
-def run_main(argv: list[str]) -> int:
-    """The console entry point in-process; its exit code."""
-    try:
-        main(argv)
-    except SystemExit as exit_info:
-        return int(exit_info.code or 0)
-    return 0
 from modules.quantized import load_quantized
 from modules.quantized_export import export_model
 from modules.quantized_format import QuantizedFormatError
