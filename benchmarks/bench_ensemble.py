@@ -23,7 +23,7 @@ DEFAULT = ["inq.float_epochs=2", "inq.epochs_per_stage=1", "trainer.enable_progr
 
 def one_run(members: int, devices: int, extra: list[str]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as out:
-        args = [sys.executable, "-m", "inq_cli.app", "train", "recipes/quickstart.yaml", f"output_dir={out}",
+        args = [sys.executable, "-m", "inqnet.cli.app", "train", "recipes/quickstart.yaml", f"output_dir={out}",
                 f"ensemble.members={members}", f"trainer.devices={devices}", *DEFAULT, *extra]
         env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
         t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from modules.inq import INQCallback  # noqa: E402
+from inqnet.modules.inq import INQCallback  # noqa: E402
 
 
 class SmallVGG(pl.LightningModule):

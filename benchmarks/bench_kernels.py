@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inq_cli.app import main  # noqa: E402
+from inqnet.cli.app import main  # noqa: E402
 
 if __name__ == "__main__":
     main(["bench", "kernels", *sys.argv[1:]])

@@ -15,8 +15,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.vgg16_shapes import vgg16_weight_shapes  # noqa: E402
-from modules.inq import exponent_range  # noqa: E402
-from modules.inq.math import freeze_stage_, max_abs  # noqa: E402
+from inqnet.modules.inq import exponent_range  # noqa: E402
+from inqnet.modules.inq.math import freeze_stage_, max_abs  # noqa: E402
 
 
 def one_stage(weights: list[torch.Tensor], masks: list[torch.Tensor], portion: float, bits: int) -> None:

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(args: list[str]) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "inq_cli.app", *args], cwd=ROOT, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "inqnet.cli.app", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True)
     if proc.returncode:
         sys.exit(f"inq {args[0]} failed:\n{proc.stderr[-2000:]}")

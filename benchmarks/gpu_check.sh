@@ -27,7 +27,7 @@ timeout 300 "$PY" -m pytest -m gpu tests/kernels/test_triton_gpu.py -q -x \
   2>&1 | tail -15 || status=1
 
 stage "inq bench kernels (4-bit codes, bf16 activations)"
-timeout 420 "$PY" -m inq_cli.app bench kernels --bits 4 --out "$RESULTS" --shift-add || status=1
+timeout 420 "$PY" -m inqnet.cli.app bench kernels --bits 4 --out "$RESULTS" --shift-add || status=1
 
 stage "remaining GPU tests: every bit width, shift-add"
 timeout 300 "$PY" -m pytest -m gpu tests/kernels/test_triton_gpu.py -q \

@@ -1,22 +1,21 @@
 """The `inq` Typer application: collects one file per subcommand and maps user errors to exit 2."""
 from __future__ import annotations
 
-import importlib
 import sys
 
 import typer
 
-from inq_cli.errors import InqError
-from modules.errors import InputError
+from inqnet.cli.commands import (
+    annotate, bench, data, eval, export, inspect, recipes, report, slurm, sweep, train, validate,
+    verify,
+)
+from inqnet.cli.errors import InqError
+from inqnet.modules.errors import InputError
 
 try:  # typer >= 0.2x carries its own click; earlier versions use click itself
     from typer import TyperException as UsageProblem
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import ClickException as UsageProblem
-
-# Each name is a module in inq_cli/commands/ with a ``register(app)`` function.
-COMMANDS: list[str] = ["train", "eval", "validate", "recipes", "verify", "data", "export", "inspect", "bench",
-                      "sweep", "report", "slurm", "annotate"]
 
 app = typer.Typer(
     name="inq",
@@ -27,8 +26,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for _name in COMMANDS:
-    importlib.import_module(f"inq_cli.commands.{_name}").register(app)
+# The command graph, in the order `inq --help` lists it: each module has a ``register(app)``.
+COMMANDS = (train, eval, validate, recipes, verify, data, export, inspect, bench, sweep, report, slurm, annotate)
+for _command in COMMANDS:
+    _command.register(app)
 
 
 def _one_line(text: str) -> str:

@@ -6,7 +6,7 @@ class InqError(Exception):
     """Bad input from the user (recipe, override, data, checkpoint, CLI argument).
 
     The message must be one line that names the thing (a key path, a file) and the problem.
-    `inq_cli.app.main` prints it as ``error: <message>`` on stderr and exits with code 2.
+    `inqnet.cli.app.main` prints it as ``error: <message>`` on stderr and exits with code 2.
     """
 
     exit_code = 2

@@ -21,8 +21,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from kernels import ops, reference
-from kernels.packing import PackedWeight, magnitude_count, pack
+from inqnet.kernels import ops, reference
+from inqnet.kernels.packing import PackedWeight, magnitude_count, pack
 
 M_VALUES = (1, 16, 128, 1024)
 CONV_SPATIAL = {1: (1, 1), 16: (4, 4), 128: (8, 16), 1024: (32, 32)}

@@ -4,8 +4,8 @@ A kernel that runs under the interpreter can still fail to compile (a dot smalle
 layout the backend rejects, too much shared memory). This builds the cubin for H100 (sm_90)
 with the same specialisation a launch would use, so CI on CPU catches those errors.
 
-    python -m kernels.compile_check            # a representative set, one line per kernel
-    python -m kernels.compile_check --all      # every autotune config (slow)
+    python -m inqnet.kernels.compile_check            # a representative set, one line per kernel
+    python -m inqnet.kernels.compile_check --all      # every autotune config (slow)
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from kernels._jit import Kernel
-from kernels.packing import slice_widths
+from inqnet.kernels._jit import Kernel
+from inqnet.kernels.packing import slice_widths
 
 H100_SHARED_BYTES = 232448  # per-block shared memory limit of sm_90
 _FLOAT = {"fp16": "*fp16", "bf16": "*bf16", "fp32": "*fp32"}
@@ -54,7 +54,7 @@ def compile_kernel(kernel: Kernel, types: dict[str, str], constexprs: dict[str, 
 
 
 def _precision(act: str, dot_dtype: object) -> str:
-    """What kernels.ops passes with torch's default allow_tf32 = False."""
+    """What inqnet.kernels.ops passes with torch's default allow_tf32 = False."""
     import torch
 
     return "ieee" if act == "fp32" and dot_dtype == torch.float32 else "tf32"
@@ -80,8 +80,8 @@ def _summary(name: str, compiled: Any) -> Compiled:
 def check_linear(kind: str, bits: int, act: str, config: triton.Config, shift_add: bool = False,
                  n: int = 4096, k: int = 4096) -> Compiled:
     """Compile one linear kernel (kind: gemv, gemm_split, gemm) for sm_90."""
-    from kernels import triton_linear
-    from kernels.floatbits import decode_plan
+    from inqnet.kernels import triton_linear
+    from inqnet.kernels.floatbits import decode_plan
     import torch
 
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[act]
@@ -109,8 +109,8 @@ def check_linear(kind: str, bits: int, act: str, config: triton.Config, shift_ad
 def check_conv(split: bool, bits: int, act: str, config: triton.Config,
                shift_add: bool = False) -> Compiled:
     """Compile one conv2d kernel (3x3) for sm_90."""
-    from kernels import triton_conv
-    from kernels.floatbits import decode_plan
+    from inqnet.kernels import triton_conv
+    from inqnet.kernels.floatbits import decode_plan
     import torch
 
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[act]
@@ -129,20 +129,20 @@ def check_conv(split: bool, bits: int, act: str, config: triton.Config,
 
 
 def _shift_add_config() -> triton.Config:
-    from kernels.ops import SHIFT_ADD_GEMM_CONFIG
+    from inqnet.kernels.ops import SHIFT_ADD_GEMM_CONFIG
 
     return triton.Config(dict(SHIFT_ADD_GEMM_CONFIG), num_warps=4, num_stages=2)
 
 
 def _shift_add_gemv_config() -> triton.Config:
-    from kernels.ops import SHIFT_ADD_GEMV_CONFIG
+    from inqnet.kernels.ops import SHIFT_ADD_GEMV_CONFIG
 
     return triton.Config(dict(SHIFT_ADD_GEMV_CONFIG), num_warps=4, num_stages=2)
 
 
 def representative() -> list[tuple[str, tuple]]:
     """A small set covering every kernel, slice count, decode type and variant."""
-    from kernels import triton_conv, triton_linear
+    from inqnet.kernels import triton_conv, triton_linear
 
     gemv = triton_linear.qgemv.configs
     split = triton_linear.qgemm_split.configs
@@ -166,7 +166,7 @@ def representative() -> list[tuple[str, tuple]]:
 
 
 def every_config() -> list[tuple[str, tuple]]:
-    from kernels import triton_conv, triton_linear
+    from inqnet.kernels import triton_conv, triton_linear
 
     jobs: list[tuple[str, tuple]] = []
     for cfg in triton_linear.qgemv.configs:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kernels.packing import lowest_exponent, magnitude_count
+from inqnet.kernels.packing import lowest_exponent, magnitude_count
 
 # dtype -> (exponent bias, mantissa bits, total bits)
 FLOAT_FORMATS: dict[torch.dtype, tuple[int, int, int]] = {

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 import torch
 
-from kernels import reference
-from kernels.floatbits import decode_plan
-from kernels.packing import PackedWeight
+from inqnet.kernels import reference
+from inqnet.kernels.floatbits import decode_plan
+from inqnet.kernels.packing import PackedWeight
 
 Backend = Literal["auto", "triton", "reference"]
 KernelName = Literal["auto", "gemv", "gemm_split", "gemm"]
@@ -80,7 +80,7 @@ def quant_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | Non
         raise ValueError(f"input has {x.shape[-1]} features, the packed weight expects {packed.k}")
     if not _use_triton(x, backend):
         return reference.linear(x, packed, bias)
-    from kernels import triton_linear
+    from inqnet.kernels import triton_linear
 
     lead = x.shape[:-1]
     x2 = x.reshape(-1, packed.k)
@@ -139,7 +139,7 @@ def quant_conv2d(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | Non
         raise ValueError(f"conv2d input {tuple(x.shape)} does not fit weight {packed.shape}")
     if not _use_triton(x, backend):
         return reference.conv2d(x, packed, bias, stride, padding, dilation)
-    from kernels import triton_conv
+    from inqnet.kernels import triton_conv
 
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
     b, c, h, w = x.shape

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kernels.packing import PackedWeight, decode
+from inqnet.kernels.packing import PackedWeight, decode
 
 
 def decode_weight(packed: PackedWeight, dtype: torch.dtype = torch.float32,

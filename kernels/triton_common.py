@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import triton.language as tl
 
-from kernels._jit import device_function
+from inqnet.kernels._jit import device_function
 
 DEC_FP16, DEC_BF16, DEC_FP32 = 0, 1, 2
 

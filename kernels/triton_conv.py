@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import triton.language as tl
 
-from kernels._jit import Kernel, device_function
-from kernels.triton_common import (decode_codes, load_codes, shift_add, store_tile,
+from inqnet.kernels._jit import Kernel, device_function
+from inqnet.kernels.triton_common import (decode_codes, load_codes, shift_add, store_tile,
                                    swar_pair_k, swar_pair_tile, to_dot_type)
-from kernels.triton_linear import _KEY, _RUNTIME, _gemm_configs, prune_gemm
+from inqnet.kernels.triton_linear import _KEY, _RUNTIME, _gemm_configs, prune_gemm
 
 
 def _qconv2d(X, Wq, Bias, Out, H, W, OH, OW, M, N, K,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from kernels._jit import Kernel, device_function
-from kernels.triton_common import (decode_codes, load_codes, shift_add, store_tile,
+from inqnet.kernels._jit import Kernel, device_function
+from inqnet.kernels.triton_common import (decode_codes, load_codes, shift_add, store_tile,
                                    swar_pair_k, swar_pair_tile, to_dot_type)
 
 

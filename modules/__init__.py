@@ -4,20 +4,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from modules.loading import load_model
-    from modules.quantized import load_quantized
+    from inqnet.modules.checkpoints import load_model
+    from inqnet.modules.export.runtime import load_quantized
 
 __all__ = ["load_model", "load_quantized"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so `import modules.registry` stays light (no torch import for recipe validation).
+    # Lazy, so `import inqnet.modules.registry` stays light (no torch import for recipe validation).
     if name == "load_model":
-        from modules.loading import load_model
+        from inqnet.modules.checkpoints import load_model
 
         return load_model
     if name == "load_quantized":
-        from modules.quantized import load_quantized
+        from inqnet.modules.export.runtime import load_quantized
 
         return load_quantized
     raise AttributeError(f"module 'modules' has no attribute {name!r}")

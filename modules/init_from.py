@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from modules.errors import data_error
+from inqnet.modules.errors import data_error
 
 INQ_SUFFIXES = ("_inq_mask", "_inq_n1", "_inq_bits")
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
 
-from modules.errors import InputError
+from inqnet.modules.errors import InputError
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -31,13 +31,13 @@ if TYPE_CHECKING:
 
 # Modules whose import registers the built-in entries (imported lazily on first lookup).
 BUILTIN_ENTRY_MODULES: tuple[str, ...] = (
-    "modules.classification",
-    "modules.segmentation",
-    "modules.speech",
-    "modules.datamodules.digits",
-    "modules.datamodules.imagenet",
-    "modules.datamodules.glas",
-    "modules.datamodules.timit",
+    "inqnet.modules.tasks.classification",
+    "inqnet.modules.tasks.segmentation",
+    "inqnet.modules.tasks.speech",
+    "inqnet.modules.datamodules.digits",
+    "inqnet.modules.datamodules.imagenet",
+    "inqnet.modules.datamodules.glas",
+    "inqnet.modules.datamodules.timit",
 )
 
 
@@ -54,7 +54,7 @@ class ModelConfig(EntryConfig):
 
     `init_from` names trained float weights to start from (INQ normally starts from a trained float
     model): a Lightning checkpoint, a torchvision-style state dict or a safetensors file, loaded
-    into the network when fitting starts (see `modules.init_from`). With `init_skip_mismatched`,
+    into the network when fitting starts (see `inqnet.modules.init_from`). With `init_skip_mismatched`,
     tensors whose shape differs (e.g. another classifier head) are left as initialised.
     """
 

@@ -27,10 +27,10 @@ def annotate(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder after its last round.",
                                           show_default=False),
 ) -> None:
-    from inq_cli.recipe import load_recipe
+    from inqnet.cli.config.schema import load_recipe
 
     resolved = load_recipe(recipe, overrides or [])
-    from inq_cli.annotate import annotate as run_annotate
+    from inqnet.cli.annotate.rounds import annotate as run_annotate
 
     try:
         result = run_annotate(resolved, recipe.stem, str(recipe), resume=resume,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from inq_cli.errors import InqError
+from inqnet.cli.errors import InqError
 
 bench_app = typer.Typer(help="Benchmarks (measured, never asserted).", no_args_is_help=True)
 FAMILIES = ("vgg16", "deepspeech")
@@ -54,8 +54,8 @@ def kernels(
     """VGG-16 / Deep Speech shapes, M in {1, 16, 128, 1024}: time, GB/s, x dense bf16."""
     import torch
 
-    from kernels import bench
-    from kernels.packing import MAX_BITS, MIN_BITS
+    from inqnet.kernels import bench
+    from inqnet.kernels.packing import MAX_BITS, MIN_BITS
 
     if not MIN_BITS <= bits <= MAX_BITS:
         raise InqError(f"--bits: must be in {MIN_BITS}..{MAX_BITS}, got {bits}")

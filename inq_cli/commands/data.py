@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from inq_cli.errors import InqError
-from modules.errors import DataError
+from inqnet.cli.errors import InqError
+from inqnet.modules.errors import DataError
 
 
 SYNTH_HELP = """Write a small synthetic dataset in the real on-disk format into DIRECTORY.
@@ -40,11 +40,11 @@ def synth(
 ) -> None:
     try:
         if kind is SynthKind.glas:
-            from modules.datamodules.synth_glas import write_synthetic_glas
+            from inqnet.modules.datamodules.synth_glas import write_synthetic_glas
 
             write_synthetic_glas(directory, seed=seed)
         else:
-            from modules.datamodules.synth_timit import write_synthetic_timit
+            from inqnet.modules.datamodules.synth_timit import write_synthetic_timit
 
             write_synthetic_timit(directory, seed=seed)
     except DataError as err:

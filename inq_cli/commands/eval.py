@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from inq_cli.errors import InqError
+from inqnet.cli.errors import InqError
 
 HELP = """Evaluate a checkpoint written by `inq train` on its recipe's data and print the metrics.
 
@@ -74,9 +74,9 @@ def eval_checkpoint(
     split: Split = typer.Option(Split.test, "--split", help="Which split to evaluate."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
-    from inq_cli.overrides import parse_overrides
-    from inq_cli.recipe import recipe_from_checkpoint
-    from modules.loading import module_from_checkpoint, read_checkpoint
+    from inqnet.cli.config.overrides import parse_overrides
+    from inqnet.cli.config.schema import recipe_from_checkpoint
+    from inqnet.modules.checkpoints import module_from_checkpoint, read_checkpoint
 
     checkpoints, overrides = split_arguments(arguments)
     parsed = parse_overrides(overrides)
@@ -99,15 +99,15 @@ def eval_checkpoint(
             out.update(ensemble_view(metrics, split.value))
         typer.echo(json.dumps(out))
         return
-    from inq_cli.report import console, metrics_table
+    from inqnet.cli.console import console, metrics_table
 
     console.print(metrics_table({"value": metrics}, f"{split.value} metrics of {checkpoint}"))
 
 
 def assemble_from_checkpoints(first, checkpoints: list[Path]):  # type: ignore[no-untyped-def]
     """An EnsembleModule of every member found in ``checkpoints`` (ensemble checkpoints contribute all theirs)."""
-    from modules.ensemble import EnsembleModule
-    from modules.loading import load_model
+    from inqnet.modules.ensemble import EnsembleModule
+    from inqnet.modules.checkpoints import load_model
 
     members = []
     for index, path in enumerate(checkpoints):
@@ -121,7 +121,7 @@ def assemble_from_checkpoints(first, checkpoints: list[Path]):  # type: ignore[n
 
 def run_evaluation(module, recipe, split: str, devices_given: bool, quiet: bool) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Runs Lightning's test or validation loop on the recipe's data; returns `<split>/*` scalars."""
-    from inq_cli.runs import build_datamodule, make_trainer, quiet_lightning_noise
+    from inqnet.cli.run.train import build_datamodule, make_trainer, quiet_lightning_noise
 
     quiet_lightning_noise()
     if quiet:

@@ -6,14 +6,14 @@ from typing import Any
 
 import typer
 
-from inq_cli.errors import InqError
+from inqnet.cli.errors import InqError
 
 
 def _network_and_architecture(checkpoint: Path) -> tuple[Any, dict | None]:
     """The fake-quantized network of a run checkpoint (as `modules.load_model` rebuilds it) and
     the record that rebuilds it untrained (its recipe sections)."""
-    from modules.loading import load_model
-    from modules.quantized_export import architecture_of
+    from inqnet.modules.checkpoints import load_model
+    from inqnet.modules.export.writer import architecture_of
 
     network = load_model(checkpoint)  # InputError (one line, exit 2) for a bad checkpoint
     return network, architecture_of(network)
@@ -83,13 +83,13 @@ def export(
     zstd_level: int = typer.Option(12, "--zstd-level", help="zstd level (1..22)"),
 ) -> None:
     """Write the quantized layers as b-bit codes, the rest in float; print the sizes."""
-    from modules.quantized_export import ExportError, export_model
+    from inqnet.modules.export.writer import ExportError, export_model
 
     if float_dtype not in ("float16", "float32"):
         raise InqError(f"--float-dtype: must be float16 or float32, got {float_dtype!r}")
     if not 1 <= zstd_level <= 22:
         raise InqError(f"--zstd-level: must be in 1..22, got {zstd_level}")
-    from modules.quantized_export import ensemble_layout
+    from inqnet.modules.export.writer import ensemble_layout
 
     network, architecture = _network_and_architecture(checkpoint)
     members, combine = ensemble_layout(network)

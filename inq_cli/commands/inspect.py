@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from inq_cli.errors import InqError
+from inqnet.cli.errors import InqError
 
 
 def code_usage(codes, bits: int):
@@ -15,7 +15,7 @@ def code_usage(codes, bits: int):
     """
     import torch
 
-    from kernels.packing import magnitude_count
+    from inqnet.kernels.packing import magnitude_count
 
     m = magnitude_count(bits)
     c = codes.to(torch.int64).reshape(-1)
@@ -91,8 +91,8 @@ def inspect(
     from rich.console import Console
     from rich.table import Table
 
-    from inq_cli.commands.export import format_bytes
-    from modules.quantized_format import QuantizedFormatError, read_export
+    from inqnet.cli.commands.export import format_bytes
+    from inqnet.modules.export.format import QuantizedFormatError, read_export
 
     try:
         exported = read_export(model)

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 import yaml
 
-from inq_cli.errors import InqError
+from inqnet.cli.errors import InqError
 
 HELP = """List the shipped recipes with a one-line description each (the recipe's `description`
 field, else the first line of its opening comment).

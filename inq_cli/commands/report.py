@@ -6,10 +6,10 @@ from typing import Optional
 
 import typer
 
-from inq_cli.errors import InqError
-from inq_cli.report_outputs import report_markdown, write_report
-from inq_cli.reports import build_tables
-from inq_cli.runs_index import default_metric, find_run_dirs, load_run
+from inqnet.cli.errors import InqError
+from inqnet.cli.report.outputs import report_markdown, write_report
+from inqnet.cli.report.tables import build_tables
+from inqnet.cli.run.folder import default_metric, find_run_dirs, load_run
 
 _PICKS = ("last", "best")
 _REPEATS = ("best", "mean")

@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from inq_cli.recipe_peek import resolved_recipe
-from inq_cli.runs_index import get_path
-from inq_cli.slurm import SbatchSpec, check_spec, job_name_for, render_sbatch, submit, write_script
+from inqnet.cli.config.peek import resolved_recipe
+from inqnet.cli.run.folder import get_path
+from inqnet.cli.slurm.sbatch import SbatchSpec, check_spec, job_name_for, render_sbatch, submit, write_script
 
 
 def slurm(

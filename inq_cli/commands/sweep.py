@@ -7,13 +7,13 @@ from typing import Optional
 
 import typer
 
-from inq_cli.errors import InqError
-from inq_cli.grid import expand, parse_axes, point_overrides
-from inq_cli.recipe_peek import resolved_recipe
-from inq_cli.runs_index import get_path
-from inq_cli.slurm import override_map
-from inq_cli.sweeps import LocalSweep, sweep_config, write_yaml_atomic
-from inq_cli.sweep_results import collect_results
+from inqnet.cli.errors import InqError
+from inqnet.cli.sweep.grid import expand, parse_axes, point_overrides
+from inqnet.cli.config.peek import resolved_recipe
+from inqnet.cli.run.folder import get_path
+from inqnet.cli.slurm.sbatch import override_map
+from inqnet.cli.sweep.local import LocalSweep, sweep_config, write_yaml_atomic
+from inqnet.cli.sweep.results import collect_results
 
 _GOALS = ("maximize", "minimize")
 
@@ -65,7 +65,7 @@ def sweep(
     if not local:
         return
     runner = LocalSweep(recipe=recipe_arg, axes=axes, out_dir=out_dir, fixed=fixed)
-    states = runner.run(train_cmd=[sys.executable, "-m", "inq_cli.app", "train"], echo=typer.echo)
+    states = runner.run(train_cmd=[sys.executable, "-m", "inqnet.cli.app", "train"], echo=typer.echo)
     table, files = collect_results(states, axes, out_dir, metric)
     typer.echo(table)
     typer.echo("results: " + ", ".join(str(p) for p in files))

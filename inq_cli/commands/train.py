@@ -28,11 +28,11 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from this checkpoint (its run folder).",
                                           show_default=False),
 ) -> None:
-    from inq_cli.recipe import load_recipe
+    from inqnet.cli.config.schema import load_recipe
 
     resolved = load_recipe(recipe, overrides or [])
-    from inq_cli.report import print_tables, summary_tables
-    from inq_cli.runs import train as run_training
+    from inqnet.cli.console import print_tables, summary_tables
+    from inqnet.cli.run.train import train as run_training
 
     result = run_training(resolved, recipe.stem, resume=resume)
     print_tables(summary_tables(result))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from inq_cli.errors import InqError
+from inqnet.cli.errors import InqError
 
 HELP = """Check recipes without running them: every key, type and range, one line per recipe.
 
@@ -25,7 +25,7 @@ def validate(
     items: list[str] = typer.Argument(..., metavar="RECIPE... [KEY=VALUE...]", help="Recipe files, then overrides.",
                                       show_default=False),
 ) -> None:
-    from inq_cli.recipe import load_recipe
+    from inqnet.cli.config.schema import load_recipe
 
     recipes = [i for i in items if "=" not in i or Path(i).exists()]
     overrides = [i for i in items if i not in recipes]

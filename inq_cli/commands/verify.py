@@ -22,10 +22,10 @@ Examples:
 def verify(checkpoint: Path = typer.Argument(..., help="A .ckpt written by `inq train`.", show_default=False)) -> None:
     from rich.table import Table
 
-    from inq_cli.report import console
-    from inq_cli.verification import verify_layers
-    from modules.footprint import model_footprint
-    from modules.loading import load_model
+    from inqnet.cli.console import console
+    from inqnet.modules.inq.verify import verify_layers
+    from inqnet.modules.inq.footprint import model_footprint
+    from inqnet.modules.checkpoints import load_model
 
     module = load_model(checkpoint)
     rows = verify_layers(module)

@@ -1,1 +1,1 @@
-"""LightningDataModules; each is registered for recipes with `modules.registry.register_data`."""
+"""LightningDataModules; each is registered for recipes with `inqnet.modules.registry.register_data`."""

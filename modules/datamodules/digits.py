@@ -12,8 +12,8 @@ import torch
 from pydantic import Field, NonNegativeInt, model_validator
 from torch.utils.data import DataLoader, TensorDataset
 
-from modules.datamodules.sampling import EpochSeededSampler
-from modules.registry import DataConfig, register_data
+from inqnet.modules.datamodules.sampling import EpochSeededSampler
+from inqnet.modules.registry import DataConfig, register_data
 
 
 class DigitsConfig(DataConfig):

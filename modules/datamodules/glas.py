@@ -23,11 +23,11 @@ from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from scipy import ndimage
 from torch.utils.data import DataLoader, Dataset
 
-from modules.datamodules.sampling import EpochSeededSampler
-from modules.datamodules.synth_glas import write_synthetic_glas
-from modules.datamodules.synth_dir import is_empty_or_missing
-from modules.errors import data_error
-from modules.registry import OnDiskDataConfig, register_data
+from inqnet.modules.datamodules.sampling import EpochSeededSampler
+from inqnet.modules.datamodules.synth_glas import write_synthetic_glas
+from inqnet.modules.datamodules.synth_dir import is_empty_or_missing
+from inqnet.modules.errors import data_error
+from inqnet.modules.registry import OnDiskDataConfig, register_data
 
 SPLITS = ("train", "testA", "testB")
 _NAME = re.compile(r"^(train|testA|testB)_(\d+)\.bmp$", re.IGNORECASE)
@@ -335,7 +335,7 @@ class GlasConfig(OnDiskDataConfig):
 def build_glas(cfg: GlasConfig, seed: int) -> L.LightningDataModule:
     """The GlaS datamodule for a run seeded with `seed`."""
     if cfg.suggestions is not None:
-        from modules.datamodules.glas_annotated import SuggestedGlasDataModule
+        from inqnet.modules.datamodules.glas_annotated import SuggestedGlasDataModule
 
         plain = cfg.model_copy(update={"suggestions": None, "initial_annotated": None, "suggestion_rounds": None})
         return SuggestedGlasDataModule(build_glas(plain, seed), cfg.suggestions, cfg.initial_annotated,

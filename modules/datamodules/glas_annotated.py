@@ -15,10 +15,10 @@ import lightning as L
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from modules.datamodules.glas import GlasDataModule, GlasItem, GlasPatches, load_pair, scan_glas
-from modules.datamodules.synth_dir import is_empty_or_missing
-from modules.errors import data_error
-from modules.suggestive.items import crop, read_suggestions, resolve_ids
+from inqnet.modules.datamodules.glas import GlasDataModule, GlasItem, GlasPatches, load_pair, scan_glas
+from inqnet.modules.datamodules.synth_dir import is_empty_or_missing
+from inqnet.modules.errors import data_error
+from inqnet.modules.suggestive.items import crop, read_suggestions, resolve_ids
 
 Pair = tuple[np.ndarray, np.ndarray]
 

@@ -17,9 +17,9 @@ from pydantic import Field, PositiveInt
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from modules.datamodules.sampling import EpochSeededSampler
-from modules.errors import data_error
-from modules.registry import OnDiskDataConfig, register_data
+from inqnet.modules.datamodules.sampling import EpochSeededSampler
+from inqnet.modules.errors import data_error
+from inqnet.modules.registry import OnDiskDataConfig, register_data
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

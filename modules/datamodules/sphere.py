@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modules.errors import data_error
+from inqnet.modules.errors import data_error
 
 HEADER_SIZE = 1024
 _FIELD = re.compile(r"^\s*(\S+)\s+(-[irs]\d*) (.*)$")

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from modules.errors import data_error
+from inqnet.modules.errors import data_error
 
 
 def is_empty_or_missing(root: Path) -> bool:

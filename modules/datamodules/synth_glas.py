@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from modules.datamodules.synth_dir import write_dataset_dir
+from inqnet.modules.datamodules.synth_dir import write_dataset_dir
 
 GRADE_HEADER = ["name", "Patient ID", "grade (GlaS)", "grade (Sirinukunwattana et al. 2015)"]
 

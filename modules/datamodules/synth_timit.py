@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from modules.datamodules.sphere import write_sphere
-from modules.datamodules.synth_dir import write_dataset_dir
-from modules.datamodules.timit_phones import CORE_TEST_SPEAKERS, DEV_SPEAKERS
+from inqnet.modules.datamodules.sphere import write_sphere
+from inqnet.modules.datamodules.synth_dir import write_dataset_dir
+from inqnet.modules.datamodules.timit_phones import CORE_TEST_SPEAKERS, DEV_SPEAKERS
 
 SAMPLE_RATE = 16000
 

@@ -20,14 +20,14 @@ import torchaudio
 from pydantic import PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
-from modules.datamodules.sampling import EpochSeededSampler
-from modules.datamodules.sphere import check_audio, read_sphere
-from modules.datamodules.synth_timit import write_synthetic_timit
-from modules.datamodules.timit_corpus import Utterance, normalise_text, read_phn, read_txt, scan_timit, split_timit
-from modules.datamodules.timit_phones import CHARACTERS, PHONE_SETS, fold_phones
-from modules.datamodules.synth_dir import is_empty_or_missing
-from modules.errors import data_error
-from modules.registry import OnDiskDataConfig, register_data
+from inqnet.modules.datamodules.sampling import EpochSeededSampler
+from inqnet.modules.datamodules.sphere import check_audio, read_sphere
+from inqnet.modules.datamodules.synth_timit import write_synthetic_timit
+from inqnet.modules.datamodules.timit_corpus import Utterance, normalise_text, read_phn, read_txt, scan_timit, split_timit
+from inqnet.modules.datamodules.timit_phones import CHARACTERS, PHONE_SETS, fold_phones
+from inqnet.modules.datamodules.synth_dir import is_empty_or_missing
+from inqnet.modules.errors import data_error
+from inqnet.modules.registry import OnDiskDataConfig, register_data
 
 SAMPLE_RATE = 16000
 Target = Literal["phones", "chars"]

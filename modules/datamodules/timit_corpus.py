@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modules.datamodules.timit_phones import CORE_TEST_SPEAKERS, DEV_SPEAKERS, PHONES_61
-from modules.errors import data_error
+from inqnet.modules.datamodules.timit_phones import CORE_TEST_SPEAKERS, DEV_SPEAKERS, PHONES_61
+from inqnet.modules.errors import data_error
 
 SPLITS = ("train", "dev", "test")
 _PHONE_SET = frozenset(PHONES_61)

@@ -14,7 +14,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, DistributedSampler
 
-from modules.ensemble.layout import EnsembleLayout, member_seed
+from inqnet.modules.ensemble.layout import EnsembleLayout, member_seed
 
 
 def _rebuild(loader: DataLoader, sampler: DistributedSampler) -> DataLoader:

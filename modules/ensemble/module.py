@@ -13,10 +13,10 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from modules.base import BaseModule
-from modules.ensemble.layout import member_seed
-from modules.optim import lightning_optimizers, parse_optimizer, parse_scheduler
-from modules.registry import model_entry
+from inqnet.modules.tasks.base import BaseModule
+from inqnet.modules.ensemble.layout import member_seed
+from inqnet.modules.optim import lightning_optimizers, parse_optimizer, parse_scheduler
+from inqnet.modules.registry import model_entry
 
 STAGES = ("val", "test")
 

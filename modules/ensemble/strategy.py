@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy
 
-from modules.ensemble.layout import EnsembleLayout
-from modules.ensemble.module import EnsembleModule
+from inqnet.modules.ensemble.layout import EnsembleLayout
+from inqnet.modules.ensemble.module import EnsembleModule
 
 
 def _ensemble(module: Any) -> EnsembleModule:

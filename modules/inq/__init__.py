@@ -2,11 +2,11 @@
 
 Usable from any Lightning project::
 
-    from modules.inq import INQCallback
+    from inqnet.modules.inq import INQCallback
     trainer = Trainer(callbacks=[INQCallback(bits=5, portions=[0.5, 0.75, 0.875, 1.0], epochs_per_stage=2)])
 """
-from modules.inq.callback import INQCallback
-from modules.inq.math import (
+from inqnet.modules.inq.callback import INQCallback
+from inqnet.modules.inq.math import (
     exponent_range,
     frozen_target,
     grow_mask,
@@ -18,8 +18,8 @@ from modules.inq.math import (
     round_exponent,
     validate_portions,
 )
-from modules.inq.schedule import StageSchedule, restart_lr
-from modules.inq.state import (
+from inqnet.modules.inq.schedule import StageSchedule, restart_lr
+from inqnet.modules.inq.state import (
     LayerReport,
     Target,
     attach_buffers,

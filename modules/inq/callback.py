@@ -19,9 +19,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from modules.inq.math import check_bits, exponent_range, freeze_stage_, max_abs
-from modules.inq.schedule import StageSchedule, restart_lr
-from modules.inq.state import BITS, MASK, N1, UNSET, Target, attach_buffers, layer_report, select_targets
+from inqnet.modules.inq.math import check_bits, exponent_range, freeze_stage_, max_abs
+from inqnet.modules.inq.schedule import StageSchedule, restart_lr
+from inqnet.modules.inq.state import BITS, MASK, N1, UNSET, Target, attach_buffers, layer_report, select_targets
 
 _UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel")
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from modules.inq.fast import abs_max_f32, exponents_fit, freeze_magnitude_f32_, quantize_f32
+from inqnet.modules.inq.fast import abs_max_f32, exponents_fit, freeze_magnitude_f32_, quantize_f32
 
 MIN_BITS = 2
 MAX_BITS = 9

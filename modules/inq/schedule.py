@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from modules.inq.math import validate_portions
+from inqnet.modules.inq.math import validate_portions
 
 
 @dataclass(frozen=True)

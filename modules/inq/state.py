@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from modules.inq.math import in_levels, num_magnitudes
+from inqnet.modules.inq.math import in_levels, num_magnitudes
 
 MASK, N1, BITS = "_inq_mask", "_inq_n1", "_inq_bits"
 UNSET = -(2**30)

@@ -1,1 +1,1 @@
-"""Plain `nn.Module` networks; registered for recipes by the task modules (see modules.registry)."""
+"""Plain `nn.Module` networks; registered for recipes by the task modules (see inqnet.modules.registry)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from modules.errors import data_error
+from inqnet.modules.errors import data_error
 
 Box = tuple[int, int, int, int]  # row start, row stop, column start, column stop
 _ID = re.compile(r"^(?P<name>[A-Za-z]+_\d+)(?:\[(?P<r0>\d+):(?P<r1>\d+),(?P<c0>\d+):(?P<c1>\d+)\])?$")

@@ -2,7 +2,7 @@
 disagreement (the diversity quantization is meant to raise).
 
 The FCNs are segmentation modules whose network gives ``(logits, descriptor)`` for
-``net(x, return_descriptor=True)`` (``modules.networks.fcn.ResidualFCN``). Items are batched by
+``net(x, return_descriptor=True)`` (``inqnet.modules.networks.fcn.ResidualFCN``). Items are batched by
 shape; each is normalised on its own, as training patches are.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from modules.datamodules.glas import normalise_image
-from modules.suggestive.selection import mean_pairwise_distance, uncertainty
+from inqnet.modules.datamodules.glas import normalise_image
+from inqnet.modules.suggestive.selection import mean_pairwise_distance, uncertainty
 
 
 @dataclass

@@ -19,14 +19,14 @@ def cli_env() -> dict[str, str]:
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Runs `python -m inq_cli.app ARGS` and captures its output."""
-    return subprocess.run([sys.executable, "-m", "inq_cli.app", *args], cwd=cwd or REPO, env=cli_env(),
+    """Runs `python -m inqnet.cli.app ARGS` and captures its output."""
+    return subprocess.run([sys.executable, "-m", "inqnet.cli.app", *args], cwd=cwd or REPO, env=cli_env(),
                           capture_output=True, text=True, timeout=timeout)
 
 
 def run_main(argv: list[str]) -> int:
     """The console entry point in-process (fast; no subprocess); its exit code."""
-    from inq_cli.app import main
+    from inqnet.cli.app import main
 
     try:
         main(argv)

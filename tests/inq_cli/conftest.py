@@ -11,7 +11,7 @@ class MainResult:
 
 @pytest.fixture
 def call_main(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    """Calls `inq_cli.app.main(argv)` in-process; returns its exit code and captured output."""
+    """Calls `inqnet.cli.app.main(argv)` in-process; returns its exit code and captured output."""
     from tests.inq_cli.clirunner import run_main
 
     def call(*argv: str) -> MainResult:

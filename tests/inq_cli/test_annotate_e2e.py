@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from inq_cli.annotate import AnnotateState, annotate
-from inq_cli.annotate_fcns import load_fcns
-from inq_cli.recipe import load_recipe
-from inq_cli.runs import inq_complete
-from modules.registry import data_entry
+from inqnet.cli.annotate.rounds import AnnotateState, annotate
+from inqnet.cli.annotate.fcns import load_fcns
+from inqnet.cli.config.schema import load_recipe
+from inqnet.cli.run.train import inq_complete
+from inqnet.modules.registry import data_entry
 from tests.inq_cli.annotate_fixtures import nt_recipe, tiny_glas, tiny_recipe
 from tests.inq_cli.clirunner import REPO, cli_env, run_cli
 from tests.modules.test_suggestive_selection import brute_force_greedy
@@ -159,7 +159,7 @@ def test_ctrl_c_during_retraining_then_resume(glas: Path, tmp_path: Path) -> Non
     """SIGINT while the FCNs retrain after round 1: exit 130, the state says round 1; --resume does round 2."""
     recipe = tiny_recipe(tmp_path / "sigint.yaml", glas, tmp_path / "runs")
     slow = ["trainer.max_epochs=30"]  # long enough retraining for the signal to land in it
-    proc = subprocess.Popen([sys.executable, "-m", "inq_cli.app", "annotate", str(recipe), *slow], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "inqnet.cli.app", "annotate", str(recipe), *slow], cwd=REPO,
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = tmp_path / "runs" / "sigint" / "latest" / "state.json"
     deadline = time.monotonic() + 600

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from modules.datamodules.glas import scan_glas
-from modules.datamodules.timit_corpus import scan_timit, split_timit
+from inqnet.modules.datamodules.glas import scan_glas
+from inqnet.modules.datamodules.timit_corpus import scan_timit, split_timit
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def inq(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "inq_cli.app", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "inqnet.cli.app", *args], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=300)
 
 

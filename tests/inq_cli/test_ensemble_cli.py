@@ -33,9 +33,9 @@ def test_ensemble_metric_is_the_offline_average_of_members(tmp_path: Path) -> No
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(out["members"]) == 2 and "test/acc" in out["ensemble"]
 
-    from inq_cli.recipe import recipe_from_checkpoint
-    from inq_cli.runs import build_datamodule
-    from modules.loading import load_model, read_checkpoint
+    from inqnet.cli.config.schema import recipe_from_checkpoint
+    from inqnet.cli.run.train import build_datamodule
+    from inqnet.modules.checkpoints import load_model, read_checkpoint
 
     module = load_model(ckpt)
     recipe = recipe_from_checkpoint(read_checkpoint(ckpt)["hyper_parameters"]["recipe"], "ckpt")

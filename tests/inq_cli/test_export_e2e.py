@@ -24,8 +24,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_train_export_inspect_load(run_dir: Path, tmp_path: Path) -> None:
-    from modules import load_model, load_quantized
-    from modules.quantized import QuantConv2d, QuantLinear
+    from inqnet.modules import load_model, load_quantized
+    from inqnet.modules.export.runtime import QuantConv2d, QuantLinear
 
     export = tmp_path / "quickstart.inq.safetensors"
     proc = run_cli("export", str(run_dir / "last.ckpt"), "-o", str(export), "--zstd")

@@ -15,9 +15,9 @@ from safetensors.torch import save_file
 
 from tests.inq_cli.clirunner import run_main
 
-from modules.quantized import load_quantized
-from modules.quantized_export import export_model
-from modules.quantized_format import QuantizedFormatError
+from inqnet.modules.export.runtime import load_quantized
+from inqnet.modules.export.writer import export_model
+from inqnet.modules.export.format import QuantizedFormatError
 from tests.modules.inq_nets import add_inq_state, trained_tiny
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "inq_cli.app", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "inqnet.cli.app", *args], capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=300)
 
 
@@ -103,7 +103,7 @@ def test_load_quantized_raises_on_bad_files(export_file: Path, tmp_path: Path) -
 
 def test_invalid_code_values_are_rejected(export_file: Path, tmp_path: Path) -> None:
     """Codes rewritten to an index above 2^(b-2), checksum updated: still refused."""
-    from modules.quantized_format import sha256, tensor_bytes
+    from inqnet.modules.export.format import sha256, tensor_bytes
 
     with safe_open(str(export_file), framework="pt") as fh:
         meta = dict(fh.metadata())
@@ -136,9 +136,9 @@ SECTIONS = {"model": {"name": "vgg", "layers": [6, "M", 8], "hidden": [16]},
 
 def make_checkpoint(path: Path, bits: int = 4, partial: bool = False, members: int = 1) -> Path:
     """A run checkpoint as `inq train` writes it: recipe sections + state dict with INQ buffers."""
-    from modules.classification import ClassificationModule
-    from modules.ensemble import EnsembleModule
-    from modules.inq import select_targets
+    from inqnet.modules.tasks.classification import ClassificationModule
+    from inqnet.modules.ensemble import EnsembleModule
+    from inqnet.modules.inq import select_targets
 
     torch.manual_seed(0)
     module = (EnsembleModule(**SECTIONS, members=members) if members > 1
@@ -151,7 +151,7 @@ def make_checkpoint(path: Path, bits: int = 4, partial: bool = False, members: i
 
 
 def test_export_cli_then_load_quantized_equals_load_model(tmp_path: Path, capsys) -> None:
-    from modules import load_model
+    from inqnet.modules import load_model
 
     ckpt = make_checkpoint(tmp_path / "run.ckpt", bits=4)
     x = torch.randn(3, 1, 8, 8)
@@ -172,10 +172,10 @@ def test_export_cli_then_load_quantized_equals_load_model(tmp_path: Path, capsys
 
 
 def test_ensemble_checkpoint_exports_and_loads_as_an_ensemble(tmp_path: Path, capsys) -> None:
-    from modules import load_model
-    from modules.ensemble import EnsembleModule
-    from modules.quantized import QuantLinear
-    from modules.quantized_format import read_export
+    from inqnet.modules import load_model
+    from inqnet.modules.ensemble import EnsembleModule
+    from inqnet.modules.export.runtime import QuantLinear
+    from inqnet.modules.export.format import read_export
 
     ckpt = make_checkpoint(tmp_path / "ens.ckpt", bits=5, members=3)
     out = tmp_path / "ens.inq.safetensors"
@@ -201,7 +201,7 @@ def test_export_cli_refuses_partial_unless_allowed(tmp_path: Path, capsys) -> No
     assert run_main(["export", str(ckpt), "-o", str(out), "--allow-partial"]) == 0
     assert "kept in float" in capsys.readouterr().out
     x = torch.randn(2, 1, 8, 8)
-    from modules import load_model
+    from inqnet.modules import load_model
     torch.testing.assert_close(load_quantized(out)(x), load_model(ckpt)(x), rtol=1e-6, atol=1e-6)
 
 

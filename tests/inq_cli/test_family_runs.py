@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from modules.datamodules.synth_glas import write_synthetic_glas
-from modules.datamodules.synth_timit import write_synthetic_timit
+from inqnet.modules.datamodules.synth_glas import write_synthetic_glas
+from inqnet.modules.datamodules.synth_timit import write_synthetic_timit
 from tests.modules.test_imagenet_data import make_tree
 
 pytestmark = pytest.mark.slow

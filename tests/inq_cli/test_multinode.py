@@ -37,7 +37,7 @@ def test_two_nodes_on_localhost_train_together(tmp_path: Path) -> None:
                 INQ_RUN_NAME="two-nodes")
     procs = []
     for node in (0, 1):
-        cmd = [sys.executable, "-m", "inq_cli.app", "train", "recipes/quickstart.yaml", *TINY,
+        cmd = [sys.executable, "-m", "inqnet.cli.app", "train", "recipes/quickstart.yaml", *TINY,
                f"output_dir={tmp_path / 'runs'}"]
         log = (tmp_path / f"node{node}.log").open("w")
         procs.append((subprocess.Popen(cmd, cwd=ROOT, env={**base, "NODE_RANK": str(node)},

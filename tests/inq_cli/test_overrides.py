@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from inq_cli.errors import InqError
-from inq_cli.overrides import apply_overrides, parse_override, parse_value
-from inq_cli.recipe import load_recipe
+from inqnet.cli.errors import InqError
+from inqnet.cli.config.overrides import apply_overrides, parse_override, parse_value
+from inqnet.cli.config.schema import load_recipe
 from tests.inq_cli.clirunner import REPO
 
 QUICKSTART = REPO / "recipes" / "quickstart.yaml"

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from inq_cli.recipe import validate_recipe
+from inqnet.cli.config.schema import validate_recipe
 from tests.inq_cli.clirunner import run_cli
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from inq_cli.errors import InqError
-from inq_cli.reports import build_tables
-from inq_cli.runs_index import default_metric, find_run_dirs, load_run
+from inqnet.cli.errors import InqError
+from inqnet.cli.report.tables import build_tables
+from inqnet.cli.run.folder import default_metric, find_run_dirs, load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ def test_repeats_mean_and_best_pick(runs: Path) -> None:
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "inq_cli.app", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "inqnet.cli.app", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

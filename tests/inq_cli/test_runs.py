@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from inq_cli.errors import InqError
-from inq_cli.recipe import load_recipe
-from inq_cli.runs import RUN_DIR_ENV, inq_complete, make_run_dir, run_name
+from inqnet.cli.errors import InqError
+from inqnet.cli.config.schema import load_recipe
+from inqnet.cli.run.train import RUN_DIR_ENV, inq_complete, make_run_dir, run_name
 from tests.inq_cli.clirunner import REPO
 
 QUICKSTART = REPO / "recipes" / "quickstart.yaml"
@@ -65,7 +65,7 @@ def test_callback_kwargs_match_the_inq_section() -> None:
 
 @pytest.mark.parametrize("members, devices", [(3, 2), (2, 3)])
 def test_ensembles_that_do_not_fit_the_ranks_are_refused(tmp_path: Path, members: int, devices: int) -> None:
-    from inq_cli.runs import train
+    from inqnet.cli.run.train import train
 
     recipe = load_recipe(QUICKSTART, [f"output_dir={tmp_path}", f"ensemble.members={members}",
                                       f"trainer.devices={devices}"])
@@ -79,7 +79,7 @@ def test_ensembles_that_do_not_fit_the_ranks_are_refused(tmp_path: Path, members
     ("inq.include=[nothing.*]", "inq.include/inq.exclude: select no parameter"),
 ])
 def test_setup_refusals_are_one_line_and_leave_no_run_folder(tmp_path: Path, override: str, message: str) -> None:
-    from inq_cli.runs import train
+    from inqnet.cli.run.train import train
 
     recipe = load_recipe(QUICKSTART, [f"output_dir={tmp_path}", override])
     with pytest.raises(InqError, match=message) as info:

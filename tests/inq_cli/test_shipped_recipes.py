@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inq_cli.commands.recipes import read_description
-from inq_cli.recipe import load_recipe, validate_recipe
+from inqnet.cli.commands.recipes import read_description
+from inqnet.cli.config.schema import load_recipe, validate_recipe
 from tests.inq_cli.clirunner import REPO, run_cli
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))

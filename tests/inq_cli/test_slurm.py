@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from inq_cli.errors import InqError
-from inq_cli.slurm import resume_checkpoint, slurm_job_key, time_minutes
+from inqnet.cli.errors import InqError
+from inqnet.cli.slurm.sbatch import resume_checkpoint, slurm_job_key, time_minutes
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "inq_cli.app", *args], cwd=cwd, env=full,
+    return subprocess.run([sys.executable, "-m", "inqnet.cli.app", *args], cwd=cwd, env=full,
                           capture_output=True, text=True, timeout=120)
 
 

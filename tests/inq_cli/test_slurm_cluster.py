@@ -53,7 +53,7 @@ def _submit(tmp_path: Path, overrides: list[str]) -> tuple[str, Path]:
     if not (Path(sys.executable).parent / "inq").exists() and shutil.which("inq") is None:
         pytest.skip("the `inq` console script is not installed next to this Python (pip install -e .)")
     script = tmp_path / "job.sbatch"
-    cmd = [sys.executable, "-m", "inq_cli.app", "slurm", RECIPE, "--nodes", "1", "--gpus-per-node", "2",
+    cmd = [sys.executable, "-m", "inqnet.cli.app", "slurm", RECIPE, "--nodes", "1", "--gpus-per-node", "2",
            "--cpus-per-task", "1", "--time", "15", "--out", str(script), "--submit",
            *TINY, f"output_dir={tmp_path / 'runs'}", *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
@@ -102,7 +102,7 @@ def _inq(ckpt: dict) -> tuple[int, list[torch.Tensor]]:
 
 
 def _assert_fully_quantized(ckpt: dict, bits: int = 5) -> None:
-    from modules.inq import in_levels
+    from inqnet.modules.inq import in_levels
 
     stages, masks = _inq(ckpt)
     assert masks and all(bool(m.all()) for m in masks)

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inq_cli.errors import InqError
-from inq_cli.grid import expand, parse_axes, parse_axis, point_name, point_overrides
+from inqnet.cli.errors import InqError
+from inqnet.cli.sweep.grid import expand, parse_axes, parse_axis, point_name, point_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "inq_cli.app", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "inqnet.cli.app", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -125,7 +125,7 @@ def test_a_point_runs_as_the_wandb_agent_runs_it(tmp_path: Path) -> None:
     assert command[:3] == ["inq", "train", "recipes/quickstart.yaml"]
     assert command[-2:] == ["inq.bits=4", "ensemble.members=1"]
     inq = Path(sys.executable).with_name("inq")
-    command = ([str(inq)] if inq.exists() else [sys.executable, "-m", "inq_cli.app"]) + command[1:]
+    command = ([str(inq)] if inq.exists() else [sys.executable, "-m", "inqnet.cli.app"]) + command[1:]
     env = {**_agent_env(tmp_path), "WANDB_SWEEP_ID": "sw33p1d", "WANDB_RUN_ID": "agentrun1"}
     run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]

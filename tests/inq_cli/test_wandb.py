@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from inq_cli.inq_tracker import compression_ratio, frozen_fraction
-from inq_cli.errors import InqError
-from inq_cli.tracking import WandbChoice, env_is_rank_zero, has_credentials, resolve_mode, sync_hint, wandb_choice
+from inqnet.modules.inq.monitor import compression_ratio, frozen_fraction
+from inqnet.cli.errors import InqError
+from inqnet.cli.run.loggers import WandbChoice, env_is_rank_zero, has_credentials, resolve_mode, sync_hint, wandb_choice
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ class Layer:
 
 
 def test_logger_wandb_section_in_recipes() -> None:
-    from inq_cli.recipe import load_recipe
+    from inqnet.cli.config.schema import load_recipe
 
     quickstart = ROOT / "recipes" / "quickstart.yaml"
     recipe = load_recipe(quickstart, ["logger.wandb.project=inq", "logger.wandb.entity=lab",
@@ -143,9 +143,9 @@ def test_offline_run_folder_holds_the_logged_keys(tmp_path: Path, monkeypatch, c
     import wandb
     from lightning.pytorch.loggers import CSVLogger
 
-    from inq_cli.inq_tracker import InqTracker
-    from inq_cli.tracking import build_wandb_logger
-    from modules.inq import INQCallback
+    from inqnet.modules.inq.monitor import InqTracker
+    from inqnet.cli.run.loggers import build_wandb_logger
+    from inqnet.modules.inq import INQCallback
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from modules.inq import exponent_range, quantize
+from inqnet.modules.inq import exponent_range, quantize
 
 
 def n1_for(max_abs: float, bits: int = 5) -> int:
@@ -12,7 +12,7 @@ def n1_for(max_abs: float, bits: int = 5) -> int:
 
 
 def inq_round(weight: torch.Tensor, bits: int, n1: int) -> torch.Tensor:
-    """DESIGN.md's rounding to P = {0, ±2^n2..±2^n1}, as modules.inq.quantize does it."""
+    """DESIGN.md's rounding to P = {0, ±2^n2..±2^n1}, as inqnet.modules.inq.quantize does it."""
     return quantize(weight, bits, n1)
 
 

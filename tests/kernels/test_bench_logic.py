@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from kernels import bench
+from inqnet.kernels import bench
 
 
 def _result(rows):
@@ -39,7 +39,7 @@ def test_goals_follow_the_issue() -> None:
 
 
 def test_random_codes_are_valid() -> None:
-    from kernels.packing import invalid_code_count
+    from inqnet.kernels.packing import invalid_code_count
 
     packed = bench.random_packed((7, 40), 5)
     assert invalid_code_count(packed.codes(), 5) == 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from kernels import compile_check
+from inqnet.kernels import compile_check
 
 
 @pytest.mark.slow

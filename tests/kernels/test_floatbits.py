@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels.floatbits import decode_plan, decode_scaled, shift_add_product
-from kernels.packing import decode, encode, magnitude_count
+from inqnet.kernels.floatbits import decode_plan, decode_scaled, shift_add_product
+from inqnet.kernels.packing import decode, encode, magnitude_count
 from tests.kernels.quantized_weights import random_quantized
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]

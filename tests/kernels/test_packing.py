@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import packing
-from kernels.packing import (decode, encode, invalid_code_count, pack, pack_weight, packed_nbytes,
+from inqnet.kernels import packing
+from inqnet.kernels.packing import (decode, encode, invalid_code_count, pack, pack_weight, packed_nbytes,
                              padding_is_clean, slice_widths, unpack)
 from tests.kernels.quantized_weights import random_quantized
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import ops, reference
-from kernels.packing import pack_weight
+from inqnet.kernels import ops, reference
+from inqnet.kernels.packing import pack_weight
 from tests.kernels.quantized_weights import random_quantized
 
 pytestmark = [pytest.mark.gpu,
@@ -96,7 +96,7 @@ def test_conv2d(dtype: torch.dtype, kernel: str, channels_last: bool) -> None:
 
 
 def test_quantized_modules_run_the_kernels_on_cuda() -> None:
-    from modules.quantized import QuantConv2d, QuantLinear
+    from inqnet.modules.export.runtime import QuantConv2d, QuantLinear
 
     w, n1 = random_quantized((64, 48), 4, seed=1)
     layer = QuantLinear(pack_weight(w, 4, n1), torch.randn(64)).cuda()

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import ops, reference
-from kernels.packing import pack_weight
+from inqnet.kernels import ops, reference
+from inqnet.kernels.packing import pack_weight
 from tests.kernels.quantized_weights import random_quantized
 
 GEMM = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 32, "SPLIT_K": 1, "GROUP_M": 2}

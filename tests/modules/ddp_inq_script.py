@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from modules.inq import INQCallback  # noqa: E402
+from inqnet.modules.inq import INQCallback  # noqa: E402
 from tests.modules.inq_tiny import TinyNet, tiny_loader, trainer_kwargs  # noqa: E402
 
 

@@ -12,10 +12,10 @@ import lightning.pytorch as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from inq_cli.ensemble_run import assemble_ensemble  # noqa: E402
-from inq_cli.recipe import load_recipe  # noqa: E402
-from inq_cli.runs import build_datamodule, build_module  # noqa: E402
-from modules.inq import INQCallback  # noqa: E402
+from inqnet.cli.run.ensemble import assemble_ensemble  # noqa: E402
+from inqnet.cli.config.schema import load_recipe  # noqa: E402
+from inqnet.cli.run.train import build_datamodule, build_module  # noqa: E402
+from inqnet.modules.inq import INQCallback  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from modules.inq import Target, attach_buffers
+from inqnet.modules.inq import Target, attach_buffers
 from tests.kernels.quantized_weights import inq_round, n1_for
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from modules.datamodules.digits import DigitsConfig, DigitsDataModule, split_indices
-from modules.datamodules.sampling import EpochSeededSampler, epoch_permutation
+from inqnet.modules.datamodules.digits import DigitsConfig, DigitsDataModule, split_indices
+from inqnet.modules.datamodules.sampling import EpochSeededSampler, epoch_permutation
 
 
 def _dm(seed: int = 0, **cfg: object) -> DigitsDataModule:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from modules.ensemble import EnsembleLayout
+from inqnet.modules.ensemble import EnsembleLayout
 
 
 def test_groups_when_ranks_outnumber_members() -> None:

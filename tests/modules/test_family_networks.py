@@ -5,9 +5,9 @@ import pytest
 import torch
 import torchvision
 
-from modules.networks.deepspeech import DeepSpeech, clipped_relu, stack_context
-from modules.networks.fcn import ResidualFCN, count_fcn_layers
-from modules.networks.vgg16 import PaperVGG, count_conv_layers
+from inqnet.modules.networks.deepspeech import DeepSpeech, clipped_relu, stack_context
+from inqnet.modules.networks.fcn import ResidualFCN, count_fcn_layers
+from inqnet.modules.networks.vgg16 import PaperVGG, count_conv_layers
 
 
 @pytest.mark.parametrize("variant", ["vgg16", "vgg16_bn"])

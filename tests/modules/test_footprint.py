@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from modules.footprint import footprint_from_reports
+from inqnet.modules.inq.footprint import footprint_from_reports
 
 
 @dataclass

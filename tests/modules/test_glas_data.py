@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.datamodules.glas import GlasDataModule, load_mask, random_patch, read_grades, scan_glas
-from modules.datamodules.synth_glas import write_synthetic_glas
-from modules.errors import DataError
+from inqnet.modules.datamodules.glas import GlasDataModule, load_mask, random_patch, read_grades, scan_glas
+from inqnet.modules.datamodules.synth_glas import write_synthetic_glas
+from inqnet.modules.errors import DataError
 
 
 @pytest.fixture(scope="module")

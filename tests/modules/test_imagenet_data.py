@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.datamodules.imagenet import ImageNetDataModule
-from modules.errors import DataError
+from inqnet.modules.datamodules.imagenet import ImageNetDataModule
+from inqnet.modules.errors import DataError
 
 WNIDS = ("n01440764", "n01443537", "n01484850")
 

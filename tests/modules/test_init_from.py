@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from modules.errors import DataError
-from modules.init_from import load_float_weights
-from modules.networks.vgg16 import PaperVGG
+from inqnet.modules.errors import DataError
+from inqnet.modules.init_from import load_float_weights
+from inqnet.modules.networks.vgg16 import PaperVGG
 
 
 def small(num_classes: int = 10) -> PaperVGG:

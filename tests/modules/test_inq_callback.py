@@ -5,8 +5,8 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from modules.inq import INQCallback, layer_report, quantize
-from modules.inq.state import MASK, N1, tracked_targets
+from inqnet.modules.inq import INQCallback, layer_report, quantize
+from inqnet.modules.inq.state import MASK, N1, tracked_targets
 from tests.modules.inq_tiny import TinyNet, tiny_loader, trainer_kwargs
 
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from modules.inq import exponent_range, frozen_target, grow_mask, levels, quantize, validate_portions
+from inqnet.modules.inq import exponent_range, frozen_target, grow_mask, levels, quantize, validate_portions
 
 
 def ref_exponent_range(s: float, bits: int) -> tuple[int, int]:
@@ -131,7 +131,7 @@ def _generic_stage(w: torch.Tensor, mask: torch.Tensor, portion: float, bits: in
 
 @pytest.mark.parametrize("n", [1000, 300_001])
 def test_fast_stage_equals_generic_path(n: int) -> None:
-    from modules.inq.math import freeze_stage_
+    from inqnet.modules.inq.math import freeze_stage_
 
     torch.manual_seed(n)
     w = torch.randn(n) * 0.05
@@ -145,7 +145,7 @@ def test_fast_stage_equals_generic_path(n: int) -> None:
 
 
 def test_fast_stage_with_many_ties_keeps_counts_and_order() -> None:
-    from modules.inq.math import freeze_stage_
+    from inqnet.modules.inq.math import freeze_stage_
 
     g = torch.Generator().manual_seed(0)
     w = torch.tensor([0.5, -0.25, 0.125, 1.0])[torch.randint(4, (200_003,), generator=g)]

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from modules import load_model
-from modules.classification import ClassificationModule
-from modules.errors import InputError
+from inqnet.modules import load_model
+from inqnet.modules.tasks.classification import ClassificationModule
+from inqnet.modules.errors import InputError
 
 SECTIONS = {"model": {"name": "vgg", "layers": [4, "M"], "hidden": [8]},
             "data_info": {"num_classes": 10, "in_channels": 1, "input_size": 8},

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from modules.metrics import (
+from inqnet.modules.tasks.metrics import (
     f1_dice_mean,
     glas_scores,
     hausdorff_distance,
@@ -153,7 +153,7 @@ def test_token_error_rate_and_topk() -> None:
 
 
 def test_metric_object_pools_like_glas_scores() -> None:
-    from modules.metrics import GlasObjectMetric
+    from inqnet.modules.tasks.metrics import GlasObjectMetric
 
     rng = np.random.default_rng(0)
     preds, gts = [], []
@@ -176,7 +176,7 @@ def test_metric_object_pools_like_glas_scores() -> None:
 
 
 def test_metric_object_per_split() -> None:
-    from modules.metrics import GlasObjectMetric
+    from inqnet.modules.tasks.metrics import GlasObjectMetric
 
     gt = canvas()
     gt[0:10, 0:10] = 1

@@ -1,12 +1,12 @@
-"""Optimizer / scheduler configs and builders (modules.optim)."""
+"""Optimizer / scheduler configs and builders (inqnet.modules.optim)."""
 from __future__ import annotations
 
 import pytest
 import torch
 from pydantic import ValidationError
 
-from modules.errors import InputError
-from modules.optim import (InverseTimeDecay, build_optimizer, build_scheduler, inverse_time_lr, lightning_optimizers,
+from inqnet.modules.errors import InputError
+from inqnet.modules.optim import (InverseTimeDecay, build_optimizer, build_scheduler, inverse_time_lr, lightning_optimizers,
                            parse_optimizer, parse_scheduler)
 
 

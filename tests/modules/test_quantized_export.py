@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from modules.quantized import (QuantConv2d, QuantLinear, QuantizedEnsemble, load_quantized,
+from inqnet.modules.export.runtime import (QuantConv2d, QuantLinear, QuantizedEnsemble, load_quantized,
                                register_architecture)
-from modules.quantized_export import ExportError, export_model
-from modules.quantized_format import read_export
+from inqnet.modules.export.writer import ExportError, export_model
+from inqnet.modules.export.format import read_export
 from tests.modules.inq_nets import LayerBag, TinyCNN, add_inq_state, quantize_all, trained_tiny, vgg16_scaled
 
 
@@ -137,7 +137,7 @@ def test_network_trained_by_inq_callback_exports_and_loads(tmp_path) -> None:
     """End to end with the real INQ core: train to 100% frozen, export, load, same outputs."""
     import lightning.pytorch as pl
 
-    from modules.inq import INQCallback, layer_report
+    from inqnet.modules.inq import INQCallback, layer_report
     from tests.modules.inq_tiny import TinyNet, tiny_loader, trainer_kwargs
 
     torch.manual_seed(0)

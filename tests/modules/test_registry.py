@@ -6,10 +6,10 @@ from typing import Literal
 import pytest
 from pydantic import ValidationError
 
-from modules import registry
-from modules.classification import ClassificationModule, VGGConfig
-from modules.datamodules.digits import DigitsConfig
-from modules.errors import InputError
+from inqnet.modules import registry
+from inqnet.modules.tasks.classification import ClassificationModule, VGGConfig
+from inqnet.modules.datamodules.digits import DigitsConfig
+from inqnet.modules.errors import InputError
 
 
 def test_builtin_entries() -> None:

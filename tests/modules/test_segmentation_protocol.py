@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from modules.metrics import GlasObjectMetric, instances_from_probability
-from modules.segmentation import SegmentationModule
+from inqnet.modules.tasks.metrics import GlasObjectMetric, instances_from_probability
+from inqnet.modules.tasks.segmentation import SegmentationModule
 
 MODEL = {"name": "fcn", "width": 4, "min_size": 0}
 OPTIMIZER = {"name": "adam", "lr": 1e-3}

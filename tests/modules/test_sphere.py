@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modules.datamodules.sphere import parse_sphere_header, read_sphere, write_sphere
-from modules.errors import DataError
+from inqnet.modules.datamodules.sphere import parse_sphere_header, read_sphere, write_sphere
+from inqnet.modules.errors import DataError
 
 
 def sphere_bytes(fields: list[str], samples: bytes, size: int = 1024) -> bytes:
@@ -106,7 +106,7 @@ def test_broken_files_name_the_file(tmp_path: Path, mutate, message: str) -> Non
     ],
 )
 def test_check_audio_finds_the_same_problems_without_decoding(tmp_path: Path, mutate, message: str) -> None:
-    from modules.datamodules.sphere import check_audio
+    from inqnet.modules.datamodules.sphere import check_audio
 
     good = tmp_path / "GOOD.WAV"
     good.write_bytes(sphere_bytes(TIMIT_FIELDS, np.zeros(4, "<i2").tobytes()))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modules.errors import DataError
-from modules.suggestive.items import (Suggestions, SuggestionRound, crop, format_id, image_tiles, parse_id, pool_ids,
+from inqnet.modules.errors import DataError
+from inqnet.modules.suggestive.items import (Suggestions, SuggestionRound, crop, format_id, image_tiles, parse_id, pool_ids,
                                       read_suggestions, resolve_ids, tile_starts)
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from modules.networks.fcn import ResidualFCN
-from modules.suggestive.scoring import score_pool
+from inqnet.modules.networks.fcn import ResidualFCN
+from inqnet.modules.suggestive.scoring import score_pool
 
 
 def _images(seed: int = 0) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from modules.suggestive.selection import (bootstrap_sample, cosine_matrix, coverage, greedy_max_cover,
+from inqnet.modules.suggestive.selection import (bootstrap_sample, cosine_matrix, coverage, greedy_max_cover,
                                           mean_pairwise_distance, pixel_std, select_representative, top_uncertain,
                                           uncertainty)
 

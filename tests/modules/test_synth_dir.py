@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from modules.datamodules.synth_dir import write_dataset_dir
-from modules.errors import DataError
+from inqnet.modules.datamodules.synth_dir import write_dataset_dir
+from inqnet.modules.errors import DataError
 
 
 def test_complete_or_nothing(tmp_path: Path) -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from modules.ctc_decoding import beam_search_decode, greedy_decode
-from modules.datamodules.synth_timit import write_synthetic_timit
-from modules.datamodules.timit import TimitDataModule, Vocabulary
-from modules.datamodules.timit_corpus import read_phn, read_txt, read_wrd, scan_timit, split_timit
-from modules.datamodules.timit_phones import (CORE_TEST_SPEAKERS, DEV_SPEAKERS, FOLD_61_TO_39, PHONES_39,
+from inqnet.modules.tasks.ctc_decoding import beam_search_decode, greedy_decode
+from inqnet.modules.datamodules.synth_timit import write_synthetic_timit
+from inqnet.modules.datamodules.timit import TimitDataModule, Vocabulary
+from inqnet.modules.datamodules.timit_corpus import read_phn, read_txt, read_wrd, scan_timit, split_timit
+from inqnet.modules.datamodules.timit_phones import (CORE_TEST_SPEAKERS, DEV_SPEAKERS, FOLD_61_TO_39, PHONES_39,
                                               fold_phones)
-from modules.errors import DataError
+from inqnet.modules.errors import DataError
 
 
 @pytest.fixture(scope="module")

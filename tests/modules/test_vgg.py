@@ -1,13 +1,13 @@
-"""VGG-style network from a layer list (modules.networks.vgg) and its registry entry."""
+"""VGG-style network from a layer list (inqnet.modules.networks.vgg) and its registry entry."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from modules.classification import VGGConfig, build_vgg
-from modules.errors import InputError
-from modules.networks.vgg import VGG, pooled_size
+from inqnet.modules.tasks.classification import VGGConfig, build_vgg
+from inqnet.modules.errors import InputError
+from inqnet.modules.networks.vgg import VGG, pooled_size
 
 INFO = {"num_classes": 10, "in_channels": 1, "input_size": 8}
 

@@ -1,0 +1,92 @@
+"""`key=value` overrides on the command line: dotted key paths, YAML- or Python-typed values.
+
+W&B sweeps render values Python-style through `${args_no_hyphens}` (`True`, `None`, `[1, 2]`),
+so a value is read as a Python literal first and as YAML otherwise (`true`, `null`, `1e-4`,
+`[a, b]`, bare strings).
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from inqnet.cli.errors import InqError
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_PLAIN = (bool, int, float, str, type(None))
+
+
+@dataclass(frozen=True)
+class Override:
+    """One parsed `key=value` argument."""
+
+    key: str
+    value: Any
+    text: str
+
+
+def _plain(value: Any) -> Any:
+    """Tuples become lists; anything but plain data (sets, complex, bytes) is refused."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    raise ValueError(f"unsupported value type {type(value).__name__}")
+
+
+def parse_value(raw: str) -> Any:
+    """A Python literal if `raw` is one (True, None, [1, 2], 'x'), else its YAML reading."""
+    text = raw.strip()
+    if text == "":
+        return None
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = yaml.safe_load(text)
+    return _plain(value)
+
+
+def parse_override(text: str) -> Override:
+    """Parses one `key=value` argument; InqError naming the argument if it is malformed."""
+    if "=" not in text:
+        raise InqError(f"override {text!r}: expected key=value (e.g. optimizer.lr=0.01)")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not _KEY.match(key):
+        raise InqError(f"override {text!r}: bad key {key!r} (expected a dotted path such as optimizer.lr)")
+    try:
+        value = parse_value(raw)
+    except (yaml.YAMLError, ValueError) as err:
+        reason = " ".join(str(err).split())
+        raise InqError(f"override {text!r}: cannot read the value {raw!r} ({reason})") from None
+    return Override(key=key, value=value, text=text)
+
+
+def parse_overrides(texts: Iterable[str]) -> list[Override]:
+    """Parses every argument; the first malformed one raises."""
+    return [parse_override(t) for t in texts]
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[Override]) -> dict[str, Any]:
+    """A copy of the recipe dict with each override set (missing sections are created)."""
+    result = copy.deepcopy(dict(raw))
+    for override in overrides:
+        parts = override.key.split(".")
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise InqError(f"override {override.text!r}: {where} is not a section (it holds {child!r})")
+            node = child
+        node[parts[-1]] = override.value
+    return result

@@ -1,0 +1,376 @@
+"""Recipe schema (pydantic) and loading: YAML file + `key=value` overrides -> validated `Recipe`.
+
+The `model`, `data`, `optimizer` and `scheduler` sections are dispatched by their `name` (model and
+data through `inqnet.modules.registry`, optimizer and scheduler through `inqnet.modules.optim`) and validated
+against that entry's own strict config class before the recipe as a whole is validated. Every
+problem becomes one line: `<file>: <key.path>: <what is wrong>` (see `inqnet.cli.errors.InqError`).
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, SerializeAsAny,
+                      ValidationError, field_validator, model_validator)
+
+from inqnet.cli.errors import InqError
+from inqnet.cli.config.overrides import Override, apply_overrides, parse_overrides
+from inqnet.cli.config.errors import describe_validation_error
+from inqnet.modules.errors import InputError
+from inqnet.modules.inq.math import MAX_BITS, MIN_BITS, validate_portions
+from inqnet.modules.optim import OptimizerConfig, SchedulerConfig, parse_optimizer, parse_scheduler
+from inqnet.modules.registry import DataConfig, ModelConfig, parse_data_config, parse_model_config
+
+PRECISIONS = ("64", "32", "16", "bf16", "64-true", "32-true", "16-true", "bf16-true", "16-mixed", "bf16-mixed",
+              "transformer-engine", "transformer-engine-float16")
+# Trainer arguments the run assembly sets itself.
+RESERVED_TRAINER_ARGS = ("callbacks", "logger", "default_root_dir", "enable_checkpointing")
+DEFAULT_EPOCHS_PER_STAGE = 2
+
+
+class Section(BaseModel):
+    """A strict recipe section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class InqSection(Section):
+    """Maps to `inqnet.modules.inq.INQCallback`. Stages last `epochs_per_stage` epochs (default 2) or, if
+    `steps_per_stage` is set, that many optimizer steps; float training comes first."""
+
+    enabled: bool = True
+    bits: int = Field(5, ge=MIN_BITS, le=MAX_BITS)
+    portions: list[float] = Field(default_factory=lambda: [0.5, 0.75, 0.875, 1.0], min_length=1)
+    epochs_per_stage: PositiveInt | None = None
+    float_epochs: NonNegativeInt = 0
+    steps_per_stage: PositiveInt | None = None
+    float_steps: NonNegativeInt = 0
+    max_value: PositiveFloat | None = None
+    include: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    strategy: Literal["magnitude", "random"] = "magnitude"
+    restart_lr: bool = True
+
+    @field_validator("portions")
+    @classmethod
+    def _accumulated_portions(cls, portions: list[float]) -> list[float]:
+        try:
+            return list(validate_portions(portions))
+        except ValueError as err:
+            raise ValueError(str(err).removeprefix("portions ")) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_stage_length(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("epochs_per_stage") is None and data.get("steps_per_stage") is None:
+            data = {**data, "epochs_per_stage": DEFAULT_EPOCHS_PER_STAGE}
+        return data
+
+    @model_validator(mode="after")
+    def _one_clock(self) -> InqSection:
+        if self.steps_per_stage is not None:
+            if self.epochs_per_stage is not None:
+                raise ValueError("steps_per_stage: set either epochs_per_stage or steps_per_stage, not both")
+            if self.float_epochs:
+                raise ValueError("float_epochs: stages count steps here; use float_steps")
+        elif self.float_steps:
+            raise ValueError("float_steps: stages count epochs here; use float_epochs (or set steps_per_stage)")
+        return self
+
+    @property
+    def step_mode(self) -> bool:
+        """True when stages are counted in optimizer steps rather than epochs."""
+        return self.steps_per_stage is not None
+
+    def stage_length(self) -> int:
+        """Epochs (or steps, in step mode) between two stages."""
+        return int(self.steps_per_stage if self.step_mode else self.epochs_per_stage or 0)
+
+    def float_length(self) -> int:
+        """Epochs (or steps) of float training before the first stage."""
+        return self.float_steps if self.step_mode else self.float_epochs
+
+    def schedule_length(self) -> int:
+        """Epochs (or steps) for every stage, the last included, to run its full length."""
+        return self.float_length() + len(self.portions) * self.stage_length()
+
+    def last_stage_start(self) -> int:
+        """The epoch (or step) at which the last stage quantizes everything that is left."""
+        return self.float_length() + (len(self.portions) - 1) * self.stage_length()
+
+    def callback_kwargs(self, seed: int) -> dict[str, Any]:
+        """Arguments for `inqnet.modules.inq.INQCallback`."""
+        kwargs = self.model_dump(exclude={"enabled"})
+        kwargs["portions"] = tuple(self.portions)
+        kwargs["exclude"] = tuple(self.exclude)
+        if self.epochs_per_stage is None:
+            del kwargs["epochs_per_stage"]
+        return {**kwargs, "seed": seed}
+
+
+class TrainerSection(Section):
+    """Passed to `lightning.pytorch.Trainer`. Common arguments are typed here; any other Trainer
+    argument is accepted by name (a misspelt one is an error)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    max_epochs: PositiveInt | None = None
+    max_steps: PositiveInt | None = None
+    accelerator: str = "auto"
+    devices: int | str | list[NonNegativeInt] = "auto"  # Lightning checks the value itself
+    num_nodes: PositiveInt = 1
+    strategy: str = "auto"
+    precision: str | int | None = None
+    gradient_clip_val: float | None = Field(None, ge=0.0)
+    accumulate_grad_batches: PositiveInt = 1
+    check_val_every_n_epoch: PositiveInt | None = 1
+    log_every_n_steps: PositiveInt | None = None
+    num_sanity_val_steps: int | None = Field(None, ge=-1)
+    deterministic: bool | Literal["warn"] | None = None
+    enable_progress_bar: bool = True
+
+    @field_validator("precision")
+    @classmethod
+    def _known_precision(cls, value: str | int | None) -> str | None:
+        if value is None:
+            return None
+        if str(value) not in PRECISIONS:
+            raise ValueError(f"must be one of {', '.join(PRECISIONS)} (got {value!r})")
+        return str(value)
+
+    @model_validator(mode="after")
+    def _trainer_arguments(self) -> TrainerSection:
+        for key in self.model_extra or {}:
+            if key in RESERVED_TRAINER_ARGS:
+                raise ValueError(f"{key}: set by inq itself, not from the recipe")
+            if key not in lightning_trainer_args():
+                raise ValueError(f"{key}: unknown key (not a lightning Trainer argument)")
+        return self
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the Trainer (unset ones left to Lightning's defaults)."""
+        kwargs = self.model_dump(exclude_none=True)
+        if "max_steps" not in kwargs:
+            kwargs["max_steps"] = -1
+        return kwargs
+
+
+@lru_cache(maxsize=1)
+def lightning_trainer_args() -> frozenset[str]:
+    """Names of `lightning.pytorch.Trainer.__init__`'s arguments."""
+    from lightning.pytorch import Trainer
+
+    return frozenset(p for p in inspect.signature(Trainer.__init__).parameters if p != "self")
+
+
+class EnsembleSection(Section):
+    """Parallel models (the paper's "parallel number"); 1 means a single model."""
+
+    members: int = Field(1, ge=1)
+
+
+class WandbSection(Section):
+    """Weights & Biases tracking (lightning's WandbLogger); the run folder stays the source of truth."""
+
+    project: str | None = None
+    entity: str | None = None
+    name: str | None = None
+    group: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    mode: Literal["online", "offline", "disabled"] = "online"
+    log_model: bool = False
+
+
+class LoggerSection(Section):
+    """Where metrics go besides the progress bar: a CSV file in the run folder, optionally W&B."""
+
+    csv: bool = True
+    wandb: WandbSection | None = None
+
+
+class AnnotateSection(Section):
+    """`inq annotate`: Suggestive Annotation (Yang et al. 2017) with `fcns` suggestive FCNs (float, or
+    INQ-quantized when `inq.enabled`). Each round the `candidates` most uncertain unannotated items
+    are scored and `select` of them picked by greedy cosine max-cover (see inqnet.modules.suggestive)."""
+
+    fcns: int = Field(4, ge=2)                       # K: suggestive FCNs (std needs at least two)
+    rounds: PositiveInt = 10                         # R
+    candidates: PositiveInt = 16                     # U: most uncertain items per round
+    select: PositiveInt = 8                          # S: picked from the candidates per round
+    initial: PositiveInt | list[str] = 8             # annotated before round 1: a count drawn at random, or ids
+    unit: Literal["image", "patch"] = "image"        # pool items: whole training images or tiles of them
+    patch_size: int | None = Field(None, ge=16)      # tile side when unit is patch
+    retrain: Literal["retrain", "finetune"] = "retrain"  # between rounds: fresh FCNs, or continue training
+    finetune_epochs: PositiveInt = 2                 # float epochs of each fine-tuning (then INQ's stages again)
+    bootstrap: bool = True                           # each FCN on a bootstrap sample (else on the whole set)
+    inference_batch: PositiveInt = 8                 # pool items per forward pass when scoring
+
+    @field_validator("initial")
+    @classmethod
+    def _initial_ids(cls, value: int | list[str]) -> int | list[str]:
+        if isinstance(value, list):
+            from inqnet.modules.suggestive.items import parse_id
+
+            if not value:
+                raise ValueError("must name at least one id (or be a count)")
+            for item in value:
+                parse_id(item)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnnotateSection:
+        if self.select > self.candidates:
+            raise ValueError(f"select: must not exceed annotate.candidates (S={self.select} > U={self.candidates})")
+        if self.unit == "patch" and self.patch_size is None:
+            raise ValueError("patch_size: required when annotate.unit is patch")
+        return self
+
+
+class Recipe(Section):
+    """A whole experiment. Named sections arrive already validated (see `validate_recipe`)."""
+
+    description: str | None = None
+    seed: NonNegativeInt = 0
+    output_dir: str = "runs"
+    threads: PositiveInt | None = None  # torch CPU threads; None keeps torch's default
+    model: SerializeAsAny[ModelConfig]
+    data: SerializeAsAny[DataConfig]
+    optimizer: OptimizerConfig
+    scheduler: SchedulerConfig = Field(default_factory=lambda: parse_scheduler(None))
+    inq: InqSection = Field(default_factory=InqSection)
+    trainer: TrainerSection = Field(default_factory=TrainerSection)
+    ensemble: EnsembleSection = Field(default_factory=EnsembleSection)
+    logger: LoggerSection = Field(default_factory=LoggerSection)
+    annotate: AnnotateSection | None = None  # only `inq annotate` reads it
+
+    @model_validator(mode="after")
+    def _training_covers_the_schedule(self) -> Recipe:
+        if not self.inq.enabled:
+            return self
+        inq, trainer = self.inq, self.trainer
+        clock = "steps" if inq.step_mode else "epochs"
+        limit_key = f"max_{clock}"
+        limit = getattr(trainer, limit_key)
+        if trainer.max_epochs is None and trainer.max_steps is None:
+            setattr(trainer, limit_key, inq.schedule_length())  # every stage runs its full length
+        elif limit is not None and limit <= inq.last_stage_start():
+            raise ValueError(
+                f"trainer.{limit_key}: ends before INQ's last stage, which starts at {clock[:-1]} "
+                f"{inq.last_stage_start()} (inq.float_{clock} + {len(inq.portions) - 1} x inq.{clock}_per_stage); "
+                f"needs >= {inq.last_stage_start() + 1} (got {limit})")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe as plain data, defaults filled in (what resolved.yaml holds)."""
+        data = self.model_dump(mode="json")
+        if data.get("annotate") is None:
+            data.pop("annotate", None)
+        for section in NAMED_SECTIONS:  # `name` first, as recipes write it
+            data[section] = {"name": data[section]["name"], **data[section]}
+        return data
+
+
+NAMED_SECTIONS: dict[str, Callable[[Any], BaseModel]] = {
+    "model": parse_model_config,
+    "data": parse_data_config,
+    "optimizer": parse_optimizer,
+    "scheduler": parse_scheduler,
+}
+
+
+def _fail(source: str, path: str, message: str, overrides: Sequence[Override]) -> InqError:
+    origin = next((o for o in overrides if _related(o.key, path)), None)
+    suffix = f" (from override {origin.text})" if origin else ""
+    where = f"{path}: " if path else ""
+    return InqError(f"{source}: {where}{message}{suffix}")
+
+
+def _related(key: str, path: str) -> bool:
+    return bool(path) and (key == path or key.startswith(path + ".") or path.startswith(key + "."))
+
+
+def validate_recipe(raw: Any, source: str, overrides: Sequence[Override] = ()) -> Recipe:
+    """Validates a recipe dict; InqError with the first problem's key path otherwise."""
+    if not isinstance(raw, dict):
+        raise InqError(f"{source}: a recipe must be a YAML mapping of sections (got {type(raw).__name__})")
+    data = dict(raw)
+    for section, parse in NAMED_SECTIONS.items():
+        if section not in data:
+            continue
+        try:
+            data[section] = parse(data[section])
+        except InputError as err:
+            path, _, message = str(err).partition(": ")
+            raise _fail(source, path, message, overrides) from None
+        except ValidationError as err:
+            path, message = describe_validation_error(err, prefix=(section,))
+            raise _fail(source, path, message, overrides) from None
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        path, message = describe_validation_error(err)
+        raise _fail(source, path, message, overrides) from None
+
+
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML of a recipe file; InqError if missing, unreadable or malformed."""
+    if not path.exists():
+        raise InqError(f"{path}: no such recipe file")
+    if not path.is_file():
+        raise InqError(f"{path}: not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+        return yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise InqError(f"{path}: not a text (UTF-8) file") from None
+    except OSError as err:
+        raise InqError(f"{path}: cannot read ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "parse error"
+        raise InqError(f"{path}: malformed YAML{where}: {problem}") from None
+
+
+def load_recipe(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Recipe:
+    """Reads, overrides and validates a recipe file; InqError with one line on any problem."""
+    path = Path(path)
+    parsed = parse_overrides(overrides)
+    raw = read_yaml(path)
+    if raw is None:
+        raise InqError(f"{path}: empty recipe")
+    if not isinstance(raw, dict):
+        raise InqError(f"{path}: a recipe must be a YAML mapping of sections (got {type(raw).__name__})")
+    return validate_recipe(apply_overrides(raw, parsed), str(path), parsed)
+
+
+def recipe_from_checkpoint(resolved: Any, source: str, overrides: Iterable[str] = ()) -> Recipe:
+    """Validates the resolved recipe a run checkpoint carries, with optional overrides."""
+    parsed = parse_overrides(overrides)
+    if not isinstance(resolved, dict):
+        raise InqError(f"{source}: carries no inq recipe (hyper_parameters.recipe); was it written by `inq train`?")
+    return validate_recipe(apply_overrides(resolved, parsed), source, parsed)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_resolved(recipe: Recipe, path: Path) -> None:
+    """Writes the resolved recipe as YAML (defaults filled, overrides applied)."""
+    write_atomic(path, yaml.safe_dump(recipe.resolved(), sort_keys=False))

@@ -1,0 +1,73 @@
+"""Rich tables the subcommands print: run summary, metrics, per-layer INQ state."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from rich.console import Console
+from rich.table import Table
+
+from inqnet.cli.run.train import RunResult
+
+console = Console()
+
+
+def _fmt(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if percent else f"{value:.4f}"
+
+
+def _is_rate(metric: str) -> bool:
+    return metric.endswith(("acc", "error", "f1", "dice", "per", "wer"))
+
+
+def metrics_table(columns: Mapping[str, Mapping[str, float]], title: str) -> Table:
+    """One row per metric, one column per model (e.g. float vs INQ), with the difference."""
+    names = sorted({m for values in columns.values() for m in values})
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    for column in columns:
+        table.add_column(column, justify="right")
+    if len(columns) == 2:
+        table.add_column("change", justify="right")
+    for metric in names:
+        rate = _is_rate(metric)
+        cells = [_fmt(values.get(metric), rate) for values in columns.values()]
+        if len(columns) == 2:
+            a, b = (values.get(metric) for values in columns.values())
+            cells.append("-" if a is None or b is None else
+                         (f"{100 * (b - a):+.2f} pts" if rate else f"{b - a:+.4f}"))
+        table.add_row(metric, *cells)
+    return table
+
+
+def summary_tables(result: RunResult) -> list[Table]:
+    """The end-of-training summary: float vs INQ metrics, then bits, quantized share and memory."""
+    inq = result.inq
+    bits = "/".join(str(b) for b in inq.get("bits", [])) or "-"
+    final_name = f"INQ {bits}-bit" if inq.get("enabled") else "final"
+    columns = {"float": result.float_metrics, final_name: result.final_metrics} if result.float_metrics \
+        else {final_name: result.final_metrics}
+    tables = [metrics_table(columns, "Accuracy: float model (end of float epochs) vs final")]
+    facts = Table(title="Run", title_justify="left", show_header=False)
+    facts.add_column("what", no_wrap=True)
+    facts.add_column("value", overflow="fold")
+    if inq.get("enabled"):
+        facts.add_row("bits", bits)
+        facts.add_row("quantized (of INQ layers' weights)", _fmt(inq.get("quantized_fraction"), True))
+        facts.add_row("quantized (of all parameters)", _fmt(inq.get("parameter_fraction"), True))
+        facts.add_row("weight memory, quantized weights (32/b)", f"{inq.get('memory_reduction_quantized', 1):.2f}x")
+        facts.add_row("weight memory, all parameters", f"{inq.get('memory_reduction_model', 1):.2f}x")
+    facts.add_row("parameters", f"{inq.get('parameters', 0):,}")
+    facts.add_row("wall time", f"{result.wall_time_s:.1f} s")
+    facts.add_row("run folder", result.run_dir)
+    for name, path in result.checkpoints.items():
+        facts.add_row(f"{name} checkpoint", path)
+    tables.append(facts)
+    return tables
+
+
+def print_tables(tables: Iterable[Table]) -> None:
+    """Prints tables to stdout."""
+    for table in tables:
+        console.print(table)

@@ -1,0 +1,175 @@
+"""Reading finished runs back: a run folder's `resolved.yaml`, its metrics CSV, its configuration.
+
+A run folder is what `inq train` writes: `resolved.yaml` (the recipe after overrides) and a
+Lightning CSVLogger `metrics.csv` somewhere below it. Reports and local sweeps read runs through here.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inqnet.cli.errors import InqError
+
+RESOLVED = "resolved.yaml"
+METRICS = "metrics.csv"
+# Metrics where lower is better (errors, losses, distances); anything else is higher-is-better.
+_LOWER_IS_BETTER = ("loss", "err", "wer", "per", "cer", "hausdorff", "distance")
+
+
+@dataclass
+class RunRecord:
+    """One run: where it is, its resolved recipe, and each metric's logged values in order."""
+
+    path: Path
+    recipe: dict[str, Any]
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        return model_name(self.recipe)
+
+    @property
+    def bits(self) -> int | None:
+        return quantized_bits(self.recipe)
+
+    @property
+    def members(self) -> int:
+        return ensemble_members(self.recipe)
+
+
+def lower_is_better(metric: str) -> bool:
+    """Direction of a metric from its name (`val_loss`, `val_top1_err`, `val_wer` go down)."""
+    name = metric.lower()
+    return any(word in name for word in _LOWER_IS_BETTER)
+
+
+def get_path(tree: Any, dotted: str, default: Any = None) -> Any:
+    """`tree['a']['b']` for `a.b`, or default when a level is missing."""
+    node = tree
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return default
+    return node
+
+
+def model_name(recipe: dict[str, Any]) -> str:
+    """The network's name in a recipe (`model.name`, else the model section's first string)."""
+    model = recipe.get("model")
+    if isinstance(model, str):
+        return model
+    if isinstance(model, dict):
+        for key in ("name", "network", "arch"):
+            if isinstance(model.get(key), str):
+                return model[key]
+    return "model"
+
+
+def quantized_bits(recipe: dict[str, Any]) -> int | None:
+    """The INQ bit width of a run, or None for a float run (no `inq` section, or it is disabled)."""
+    section = recipe.get("inq")
+    if not isinstance(section, dict) or section.get("enabled", True) is False:
+        return None
+    bits = section.get("bits")
+    return int(bits) if isinstance(bits, (int, float)) and not isinstance(bits, bool) else None
+
+
+def ensemble_members(recipe: dict[str, Any]) -> int:
+    """The parallel number (ensemble members) of a run; 1 without an `ensemble` section."""
+    members = get_path(recipe, "ensemble.members", 1)
+    if isinstance(members, bool) or not isinstance(members, (int, float)):
+        return 1
+    return max(1, int(members))
+
+
+def find_run_dirs(paths: list[Path]) -> list[Path]:
+    """Run folders named directly or found below the given folders (each holds `resolved.yaml`)."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise InqError(f"{path}: no such run folder")
+        if (path / RESOLVED).is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(p.parent for p in sorted(path.rglob(RESOLVED)))
+        else:
+            raise InqError(f"{path}: not a run folder (expected a folder holding {RESOLVED})")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise InqError(f"{', '.join(map(str, paths))}: no run folders ({RESOLVED}) found")
+    return unique
+
+
+def find_metrics_csv(run_dir: Path) -> Path | None:
+    """The run's metrics CSV: the shallowest, then newest, `metrics.csv` below the run folder."""
+    candidates = list(run_dir.rglob(METRICS))
+    if not candidates:
+        return None
+    return min(candidates, key=lambda p: (len(p.relative_to(run_dir).parts), -p.stat().st_mtime))
+
+
+def read_metrics_csv(path: Path) -> dict[str, list[float]]:
+    """Each column's non-empty numeric values in row order (a CSVLogger file is sparse)."""
+    series: dict[str, list[float]] = {}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                for key, text in row.items():
+                    if key is None or text in (None, ""):
+                        continue
+                    try:
+                        value = float(text)
+                    except ValueError:
+                        continue
+                    if math.isfinite(value):
+                        series.setdefault(key, []).append(value)
+    except (OSError, csv.Error, UnicodeDecodeError) as err:
+        raise InqError(f"{path}: unreadable metrics CSV ({err})") from None
+    return series
+
+
+def load_run(run_dir: Path) -> RunRecord:
+    """A run folder as a RunRecord; a broken `resolved.yaml` is an error naming the file."""
+    resolved = run_dir / RESOLVED
+    try:
+        recipe = yaml.safe_load(resolved.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise InqError(f"{resolved}: unreadable ({' '.join(str(err).split())[:160]})") from None
+    if not isinstance(recipe, dict):
+        raise InqError(f"{resolved}: expected a mapping of recipe sections")
+    metrics_csv = find_metrics_csv(run_dir)
+    metrics = read_metrics_csv(metrics_csv) if metrics_csv else {}
+    return RunRecord(path=run_dir, recipe=recipe, metrics=metrics)
+
+
+def default_metric(run: RunRecord) -> str | None:
+    """The metric a report shows for a run when none is asked for.
+
+    The recipe's checkpoint monitor if it logged it, else the first validation metric that is not a
+    loss, else the validation loss.
+    """
+    for key in ("monitor", "trainer.monitor", "checkpoint.monitor", "inq.monitor"):
+        monitor = get_path(run.recipe, key)
+        if isinstance(monitor, str) and monitor in run.metrics:
+            return monitor
+    val = [k for k in run.metrics if k.startswith("val")]
+    for key in val:
+        if "loss" not in key:
+            return key
+    return val[0] if val else None
+
+
+def metric_value(run: RunRecord, metric: str, pick: str = "last") -> float | None:
+    """A run's value of a metric: its last logged value, or its best over the run."""
+    values = run.metrics.get(metric)
+    if not values:
+        return None
+    if pick == "last":
+        return values[-1]
+    return min(values) if lower_is_better(metric) else max(values)

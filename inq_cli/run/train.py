@@ -1,0 +1,293 @@
+"""Run assembly: one folder per run, the Trainer with its callbacks and loggers, and the summary.
+
+A run lives in `<output_dir>/<recipe name>/<timestamp>/` and holds `resolved.yaml`, `last.ckpt`,
+`best.ckpt` (best validation score among fully quantized models when INQ is on), `float.ckpt`
+(the float model INQ started from), `metrics.csv` and `summary.json`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from inqnet.cli.run.ensemble import assemble_ensemble
+from inqnet.cli.errors import InqError
+from inqnet.modules.inq.monitor import InqTracker
+from inqnet.cli.config.schema import Recipe, save_resolved, write_atomic
+from inqnet.cli.slurm.requeue import requeue_callbacks
+from inqnet.cli.slurm.sbatch import requeue_resume_point
+from inqnet.cli.run.loggers import build_wandb_logger
+from inqnet.modules.tasks.base import BaseModule
+from inqnet.modules.errors import first_line
+from inqnet.modules.inq.baseline import FloatBaseline
+from inqnet.modules.inq.footprint import model_footprint
+from inqnet.modules.inq import tracked_targets
+from inqnet.modules.inq.state import MASK
+from inqnet.modules.checkpoints import load_model, read_checkpoint
+from inqnet.modules.registry import data_entry, model_entry
+
+# Set for the duration of a run so that processes Lightning launches for other ranks (DDP) write
+# into the same folder instead of making their own.
+RUN_DIR_ENV = "INQ_RUN_DIR"
+# A run folder name every node of a multi-node run agrees on (SLURM and torchrun give their own).
+RUN_NAME_ENV = "INQ_RUN_NAME"
+
+
+class _DropLightningTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def quiet_lightning_noise() -> None:
+    """Silences messages that are expected for inq's run layout (or are adverts), nothing else."""
+    warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        if not any(isinstance(f, _DropLightningTips) for f in handler.filters):
+            handler.addFilter(_DropLightningTips())
+
+
+def run_name(now: datetime | None = None) -> str:
+    """The run folder's name: the cluster job's id when there is one (every rank agrees), else a timestamp."""
+    if os.environ.get(RUN_NAME_ENV):  # set on every node of a multi-node run started by hand
+        return os.environ[RUN_NAME_ENV]
+    if os.environ.get("SLURM_JOB_ID") and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm-{os.environ['SLURM_JOB_ID']}" + (f"-{task}" if task else "")
+    if os.environ.get("TORCHELASTIC_RUN_ID", "none") != "none":
+        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}"
+    return (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+
+
+def make_run_dir(recipe: Recipe, recipe_name: str) -> Path:
+    """Creates (or, for a launched rank, reuses) the run folder under the recipe's output_dir."""
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited:
+        path = Path(inherited)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    base = Path(recipe.output_dir) / recipe_name
+    name = run_name()
+    if os.environ.get(RUN_NAME_ENV) or not name[0].isdigit():  # a job id: shared by every rank and a requeued job
+        (base / name).mkdir(parents=True, exist_ok=True)
+        return base / name
+    path, n = base / name, 1
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            path, n = base / f"{name}-{n}", n + 1
+
+
+def inq_complete(module: torch.nn.Module) -> bool:
+    """True when the model holds INQ state and every quantized weight is frozen (all stages done)."""
+    masks = [target.buffer(MASK) for target in tracked_targets(module)]
+    return bool(masks) and all(bool(mask.all()) for mask in masks)
+
+
+class QuantizedModelCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose `best` only considers fully quantized models when INQ is on, so the
+    best checkpoint of an INQ run is never one of its float epochs."""
+
+    def __init__(self, *args: Any, require_quantized: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.require_quantized = require_quantized
+
+    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        if self.require_quantized and not inq_complete(trainer.lightning_module):
+            return
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
+
+def csv_logger(run_dir: Path) -> CSVLogger:
+    """Lightning's CSVLogger writing `metrics.csv` in the run folder; a resumed run appends to the
+    rows already there (Lightning alone would delete them)."""
+    path = run_dir / "metrics.csv"
+    earlier = path.read_text(encoding="utf-8") if path.is_file() and rank_zero_only.rank == 0 else ""
+    logger = CSVLogger(save_dir=str(run_dir), name="", version="")
+    if earlier:
+        writer = logger.experiment  # created now; it has just removed the old file
+        path.write_text(earlier, encoding="utf-8")
+        writer.metrics_keys = sorted(earlier.splitlines()[0].split(","))
+    return logger
+
+
+def build_loggers(recipe: Recipe, run_dir: Path) -> list[Logger]:
+    """CSV metrics in the run folder, plus W&B when the recipe's logger section asks for it."""
+    loggers: list[Logger] = []
+    if recipe.logger.csv:
+        loggers.append(csv_logger(run_dir))
+    # W&B: rank zero only, offline without credentials or network, also for sweep agents' runs.
+    wandb_logger = build_wandb_logger(recipe.logger, run_dir, run_dir.name, config=recipe.resolved())
+    if wandb_logger is not None:
+        loggers.append(wandb_logger)
+    return loggers
+
+
+def build_callbacks(recipe: Recipe, run_dir: Path, module: BaseModule) -> tuple[list[pl.Callback], FloatBaseline | None]:
+    """INQ (after the float-baseline recorder), checkpoints and the progress bar."""
+    callbacks: list[pl.Callback] = []
+    baseline = None
+    if recipe.inq.enabled:
+        from inqnet.modules.inq import INQCallback
+
+        baseline = FloatBaseline(float_epochs=recipe.inq.float_epochs, float_steps=recipe.inq.float_steps,
+                                 step_mode=recipe.inq.step_mode, checkpoint_path=run_dir / "float.ckpt")
+        try:
+            inq = INQCallback(**recipe.inq.callback_kwargs(recipe.seed))
+        except ValueError as err:
+            raise InqError(f"inq: {first_line(err)}") from None
+        callbacks += [baseline, inq, InqTracker()]
+    callbacks.append(QuantizedModelCheckpoint(
+        dirpath=str(run_dir), filename="best", monitor=module.monitor, mode=module.monitor_mode, save_top_k=1,
+        auto_insert_metric_name=False, enable_version_counter=False, require_quantized=recipe.inq.enabled))
+    # `last` on its own: with a monitor, Lightning writes save_last only alongside a new best
+    callbacks.append(ModelCheckpoint(dirpath=str(run_dir), filename="last", monitor=None, save_top_k=1,
+                                     auto_insert_metric_name=False, enable_version_counter=False))
+    callbacks += requeue_callbacks(run_dir)  # under SLURM: save and stop or requeue safely on signals
+    if recipe.trainer.enable_progress_bar:
+        callbacks.append(RichProgressBar())
+    return callbacks, baseline
+
+
+def make_trainer(trainer_args: dict[str, Any], **fixed: Any) -> pl.Trainer:
+    """A Trainer from the recipe's trainer section; Lightning's refusals (no such accelerator,
+    bad device count, ...) become one-line user errors."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return pl.Trainer(**trainer_args, **fixed)
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as err:
+        raise InqError(f"trainer: {first_line(err)}") from None
+
+
+def build_module(recipe: Recipe, data_info: dict[str, Any]) -> BaseModule:
+    """The task module the model entry names, built from the recipe's sections."""
+    module_cls = model_entry(recipe.model.name).module
+    return module_cls(model=recipe.model, data_info=data_info, optimizer=recipe.optimizer,
+                      scheduler=recipe.scheduler, recipe=recipe.resolved())
+
+
+def build_datamodule(recipe: Recipe) -> pl.LightningDataModule:
+    """The datamodule the data entry names, seeded with the recipe's seed."""
+    return data_entry(recipe.data.name).build(recipe.data, recipe.seed)
+
+
+def check_inq_targets(recipe: Recipe, module: BaseModule) -> None:
+    """One-line error, before training, when inq.include / inq.exclude leave nothing to quantize."""
+    from inqnet.modules.inq import select_targets
+
+    if recipe.inq.enabled and not select_targets(module, recipe.inq.include, recipe.inq.exclude):
+        raise InqError(f"inq.include/inq.exclude: select no parameter of model '{recipe.model.name}' "
+                       f"(names look like {next(n for n, _ in module.named_parameters())})")
+
+
+@dataclass
+class RunResult:
+    """What `inq train` reports at the end (and writes to summary.json)."""
+
+    run_dir: str
+    recipe: str
+    monitor: str
+    wall_time_s: float
+    float_metrics: dict[str, float] = field(default_factory=dict)
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    inq: dict[str, Any] = field(default_factory=dict)
+    checkpoints: dict[str, str] = field(default_factory=dict)
+
+
+def _scalars(metrics: dict[str, Any], prefixes: tuple[str, ...]) -> dict[str, float]:
+    return {k: float(v) for k, v in sorted(metrics.items()) if k.startswith(prefixes)}
+
+
+def _test(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule,
+          log: bool) -> dict[str, float]:
+    loggers = trainer.loggers
+    if not log:
+        trainer.loggers = []
+    try:
+        results = trainer.test(module, datamodule=datamodule, verbose=False)
+    finally:
+        trainer.loggers = loggers
+    return _scalars(results[0] if results else {}, ("test/",))
+
+
+def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunResult:
+    """Trains a recipe end to end: fit, then test the final model and the float baseline."""
+    started = time.perf_counter()
+    if resume is not None:
+        read_checkpoint(resume)  # one-line error if missing or corrupt, before any work
+    quiet_lightning_noise()
+    if recipe.threads is not None:
+        torch.set_num_threads(recipe.threads)
+    pl.seed_everything(recipe.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(recipe)
+    extra_trainer: dict[str, Any] = {}
+    extra_callbacks: list[pl.Callback] = []
+    if recipe.ensemble.members > 1:
+        module, datamodule, extra_trainer, extra_callbacks = assemble_ensemble(recipe, datamodule)
+    else:
+        module = build_module(recipe, dict(datamodule.data_info))
+    check_inq_targets(recipe, module)
+    if resume is None:
+        from inqnet.modules.init_from import check_init_from
+
+        check_init_from(recipe.model.init_from)  # one line before any run folder exists
+    fresh = resume is None and RUN_DIR_ENV not in os.environ
+    run_dir = resume.parent if resume is not None else make_run_dir(recipe, recipe_name)
+    resume = resume or requeue_resume_point(run_dir)  # a requeued SLURM job goes on where it stopped
+    try:
+        callbacks, baseline = build_callbacks(recipe, run_dir, module)
+        trainer_kwargs = {**recipe.trainer.trainer_kwargs(), **extra_trainer}
+        trainer = make_trainer(trainer_kwargs, callbacks=extra_callbacks + callbacks,
+                               logger=build_loggers(recipe, run_dir) or False, default_root_dir=str(run_dir),
+                               enable_checkpointing=True)
+    except BaseException:
+        if fresh and rank_zero_only.rank == 0:  # nothing ran: leave no empty run folder behind
+            with contextlib.suppress(OSError):  # (a folder a requeued job already filled stays)
+                run_dir.rmdir()
+        raise
+    if rank_zero_only.rank == 0:
+        save_resolved(recipe, run_dir / "resolved.yaml")
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # ranks Lightning launches write into this same folder
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
+    final = _scalars(trainer.callback_metrics, ("val/",))
+    final.update(_test(trainer, module, datamodule, log=True))
+    float_metrics: dict[str, float] = {}
+    float_ckpt = run_dir / "float.ckpt"
+    if baseline is not None and baseline.done:
+        float_metrics = dict(baseline.metrics)
+        if float_ckpt.is_file():
+            float_metrics.update(_test(trainer, load_model(float_ckpt), datamodule, log=False))
+    foot = model_footprint(module)
+    inq = {"enabled": recipe.inq.enabled, "bits": list(foot.bits), "quantized_fraction": foot.quantized_fraction,
+           "parameter_fraction": foot.parameter_fraction, "memory_reduction_quantized": foot.quantized_reduction,
+           "memory_reduction_model": foot.model_reduction, "parameters": foot.parameters, "quantized": foot.quantized}
+    checkpoints = {name: str(run_dir / f"{name}.ckpt") for name in ("last", "best", "float")
+                   if (run_dir / f"{name}.ckpt").is_file()}
+    result = RunResult(run_dir=str(run_dir), recipe=recipe_name, monitor=module.monitor,
+                       wall_time_s=time.perf_counter() - started, float_metrics=float_metrics,
+                       final_metrics=final, inq=inq, checkpoints=checkpoints)
+    if rank_zero_only.rank == 0:
+        write_atomic(run_dir / "summary.json", json.dumps(asdict(result), indent=2) + "\n")
+    return result
