@@ -9,7 +9,7 @@ from inqnet.cli.commands import (
     annotate, bench, data, eval, export, inspect, recipes, report, slurm, sweep, train, validate,
     verify,
 )
-from inqnet.cli.errors import InqError
+from inqnet.cli.errors import EXIT_INTERRUPTED, show_error
 from inqnet.modules.errors import InputError
 
 try:  # typer >= 0.2x carries its own click; earlier versions use click itself
@@ -32,10 +32,6 @@ for _command in COMMANDS:
     _command.register(app)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one line on stderr and exit with code 2."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -52,15 +48,12 @@ def main(argv: list[str] | None = None) -> None:
                 typer.echo(text)
             code = 0
         else:  # bad arguments or options: one line
-            where = f"{ctx.command_path}: " if ctx is not None else ""
-            typer.echo(f"error: {where}{_one_line(err.format_message())}", err=True)
-            code = InqError.exit_code
-    except (InqError, InputError) as err:
-        typer.echo(f"error: {err}", err=True)
-        code = InqError.exit_code
+            code = show_error(err.format_message(), ctx.command_path if ctx is not None else "")
+    except InputError as err:  # InqError included
+        code = show_error(err)
     except typer.Abort:
         typer.echo("aborted", err=True)
-        code = 130
+        code = EXIT_INTERRUPTED
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -15,7 +15,6 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -294,16 +293,8 @@ def to_markdown(result: BenchResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(result: BenchResult, out_dir: str | Path) -> tuple[Path, Path]:
-    """benchmarks/results/kernels_<device>_<time>.{json,md}."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def result_files(result: BenchResult) -> dict[str, str]:
+    """File name -> text of one run's results: kernels_<device>_<time>.{json,md} (the CLI writes them)."""
     slug = "".join(c if c.isalnum() else "-" for c in result.device).strip("-").lower()
     stem = f"kernels_{slug}_{result.created.replace(':', '').replace('+0000', 'Z')}"
-    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    for path, text in ((json_path, json.dumps(asdict(result), indent=1) + "\n"),
-                       (md_path, to_markdown(result))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-    return json_path, md_path
+    return {f"{stem}.json": json.dumps(asdict(result), indent=1) + "\n", f"{stem}.md": to_markdown(result)}

@@ -9,11 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines included) squeezed to one space."""
+    return " ".join(str(text).split())
+
+
 class InputError(ValueError):
     """Bad input: the message is one line naming the thing (a key path, a file) and the problem."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(one_line(message))
 
 
 class DataError(InputError):
@@ -40,4 +45,4 @@ def data_error(path: str | Path, problem: str) -> DataError:
 def first_line(err: BaseException) -> str:
     """An exception's message squeezed to its first line (for one-line user errors)."""
     lines = str(err).strip().splitlines()
-    return " ".join(lines[0].split()) if lines else type(err).__name__
+    return one_line(lines[0]) if lines else type(err).__name__

@@ -22,8 +22,11 @@ import yaml
 
 from inqnet.cli.annotate.fcns import TrainedFCN, fcn_seed, load_fcns, save_fcns, train_fcn
 from inqnet.cli.errors import InqError
-from inqnet.cli.config.schema import AnnotateSection, Recipe, save_resolved, write_atomic
-from inqnet.cli.run.train import build_datamodule, make_run_dir, quiet_lightning_noise
+from inqnet.cli.config.schema import AnnotateSection, Recipe
+from inqnet.cli.config.load import save_resolved
+from inqnet.modules.atomic import write_atomic
+from inqnet.cli.run.train import build_datamodule, quiet_lightning_noise
+from inqnet.cli.run.folder import make_run_dir
 from inqnet.modules.datamodules.glas import hold_out, scan_glas
 from inqnet.modules.datamodules.glas_annotated import Pair, annotated_pairs, image_sizes, load_train_pairs
 from inqnet.modules.suggestive.items import Suggestions, SuggestionRound, crop, parse_id, pool_ids, read_suggestions

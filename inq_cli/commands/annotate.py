@@ -27,7 +27,7 @@ def annotate(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder after its last round.",
                                           show_default=False),
 ) -> None:
-    from inqnet.cli.config.schema import load_recipe
+    from inqnet.cli.config.load import load_recipe
 
     resolved = load_recipe(recipe, overrides or [])
     from inqnet.cli.annotate.rounds import annotate as run_annotate

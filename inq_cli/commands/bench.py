@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from inqnet.cli.errors import InqError
+from inqnet.modules.atomic import write_atomic
 
 bench_app = typer.Typer(help="Benchmarks (measured, never asserted).", no_args_is_help=True)
 FAMILIES = ("vgg16", "deepspeech")
@@ -70,7 +71,7 @@ def kernels(
                        shift_add, mode=mode, log=typer.echo)
     if result is None:
         return
-    json_path, md_path = bench.write(result, out)
+    json_path, md_path = (write_atomic(Path(out) / name, text) for name, text in bench.result_files(result).items())
     if result.goals:
         met = sum(g["met"] for g in result.goals)
         typer.echo(f"goals met: {met} of {len(result.goals)}")

@@ -75,7 +75,7 @@ def eval_checkpoint(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     from inqnet.cli.config.overrides import parse_overrides
-    from inqnet.cli.config.schema import recipe_from_checkpoint
+    from inqnet.cli.config.load import recipe_from_checkpoint
     from inqnet.modules.checkpoints import module_from_checkpoint, read_checkpoint
 
     checkpoints, overrides = split_arguments(arguments)

@@ -9,7 +9,7 @@ import typer
 
 from inqnet.cli.errors import InqError
 from inqnet.cli.sweep.grid import expand, parse_axes, point_overrides
-from inqnet.cli.config.peek import resolved_recipe
+from inqnet.cli.config.load import resolved_recipe
 from inqnet.cli.run.folder import get_path
 from inqnet.cli.slurm.sbatch import override_map
 from inqnet.cli.sweep.local import LocalSweep, sweep_config, write_yaml_atomic

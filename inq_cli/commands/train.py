@@ -28,7 +28,7 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from this checkpoint (its run folder).",
                                           show_default=False),
 ) -> None:
-    from inqnet.cli.config.schema import load_recipe
+    from inqnet.cli.config.load import load_recipe
 
     resolved = load_recipe(recipe, overrides or [])
     from inqnet.cli.console import print_tables, summary_tables

@@ -25,7 +25,7 @@ def validate(
     items: list[str] = typer.Argument(..., metavar="RECIPE... [KEY=VALUE...]", help="Recipe files, then overrides.",
                                       show_default=False),
 ) -> None:
-    from inqnet.cli.config.schema import load_recipe
+    from inqnet.cli.config.load import load_recipe
 
     recipes = [i for i in items if "=" not in i or Path(i).exists()]
     overrides = [i for i in items if i not in recipes]

@@ -1,4 +1,4 @@
-"""Recipe schema (pydantic) and loading: YAML file + `key=value` overrides -> validated `Recipe`.
+"""Recipe schema (pydantic): the sections of a recipe and their checks, as one `Recipe` model.
 
 The `model`, `data`, `optimizer` and `scheduler` sections are dispatched by their `name` (model and
 data through `inqnet.modules.registry`, optimizer and scheduler through `inqnet.modules.optim`) and validated
@@ -8,21 +8,13 @@ problem becomes one line: `<file>: <key.path>: <what is wrong>` (see `inqnet.cli
 from __future__ import annotations
 
 import inspect
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, SerializeAsAny,
-                      ValidationError, field_validator, model_validator)
+                      field_validator, model_validator)
 
-from inqnet.cli.errors import InqError
-from inqnet.cli.config.overrides import Override, apply_overrides, parse_overrides
-from inqnet.cli.config.errors import describe_validation_error
-from inqnet.modules.errors import InputError
 from inqnet.modules.inq.math import MAX_BITS, MIN_BITS, validate_portions
 from inqnet.modules.optim import OptimizerConfig, SchedulerConfig, parse_optimizer, parse_scheduler
 from inqnet.modules.registry import DataConfig, ModelConfig, parse_data_config, parse_model_config
@@ -282,95 +274,3 @@ NAMED_SECTIONS: dict[str, Callable[[Any], BaseModel]] = {
     "optimizer": parse_optimizer,
     "scheduler": parse_scheduler,
 }
-
-
-def _fail(source: str, path: str, message: str, overrides: Sequence[Override]) -> InqError:
-    origin = next((o for o in overrides if _related(o.key, path)), None)
-    suffix = f" (from override {origin.text})" if origin else ""
-    where = f"{path}: " if path else ""
-    return InqError(f"{source}: {where}{message}{suffix}")
-
-
-def _related(key: str, path: str) -> bool:
-    return bool(path) and (key == path or key.startswith(path + ".") or path.startswith(key + "."))
-
-
-def validate_recipe(raw: Any, source: str, overrides: Sequence[Override] = ()) -> Recipe:
-    """Validates a recipe dict; InqError with the first problem's key path otherwise."""
-    if not isinstance(raw, dict):
-        raise InqError(f"{source}: a recipe must be a YAML mapping of sections (got {type(raw).__name__})")
-    data = dict(raw)
-    for section, parse in NAMED_SECTIONS.items():
-        if section not in data:
-            continue
-        try:
-            data[section] = parse(data[section])
-        except InputError as err:
-            path, _, message = str(err).partition(": ")
-            raise _fail(source, path, message, overrides) from None
-        except ValidationError as err:
-            path, message = describe_validation_error(err, prefix=(section,))
-            raise _fail(source, path, message, overrides) from None
-    try:
-        return Recipe.model_validate(data)
-    except ValidationError as err:
-        path, message = describe_validation_error(err)
-        raise _fail(source, path, message, overrides) from None
-
-
-def read_yaml(path: Path) -> Any:
-    """The parsed YAML of a recipe file; InqError if missing, unreadable or malformed."""
-    if not path.exists():
-        raise InqError(f"{path}: no such recipe file")
-    if not path.is_file():
-        raise InqError(f"{path}: not a file")
-    try:
-        text = path.read_text(encoding="utf-8")
-        return yaml.safe_load(text)
-    except UnicodeDecodeError:
-        raise InqError(f"{path}: not a text (UTF-8) file") from None
-    except OSError as err:
-        raise InqError(f"{path}: cannot read ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "parse error"
-        raise InqError(f"{path}: malformed YAML{where}: {problem}") from None
-
-
-def load_recipe(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Recipe:
-    """Reads, overrides and validates a recipe file; InqError with one line on any problem."""
-    path = Path(path)
-    parsed = parse_overrides(overrides)
-    raw = read_yaml(path)
-    if raw is None:
-        raise InqError(f"{path}: empty recipe")
-    if not isinstance(raw, dict):
-        raise InqError(f"{path}: a recipe must be a YAML mapping of sections (got {type(raw).__name__})")
-    return validate_recipe(apply_overrides(raw, parsed), str(path), parsed)
-
-
-def recipe_from_checkpoint(resolved: Any, source: str, overrides: Iterable[str] = ()) -> Recipe:
-    """Validates the resolved recipe a run checkpoint carries, with optional overrides."""
-    parsed = parse_overrides(overrides)
-    if not isinstance(resolved, dict):
-        raise InqError(f"{source}: carries no inq recipe (hyper_parameters.recipe); was it written by `inq train`?")
-    return validate_recipe(apply_overrides(resolved, parsed), source, parsed)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_resolved(recipe: Recipe, path: Path) -> None:
-    """Writes the resolved recipe as YAML (defaults filled, overrides applied)."""
-    write_atomic(path, yaml.safe_dump(recipe.resolved(), sort_keys=False))

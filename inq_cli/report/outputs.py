@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 from inqnet.cli.report.tables import ORIGINAL, Table
+from inqnet.modules.atomic import write_atomic
 
 
 def format_value(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -42,15 +42,6 @@ def report_markdown(tables: list[Table], scale: float = 1.0, digits: int = 2) ->
     return "\n".join(table_markdown(t, i, scale, digits) for i, t in enumerate(tables, start=1))
 
 
-def _write_atomic(path: Path, text: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def plot_bits(table: Table, path: Path, scale: float = 1.0) -> None:
     """Metric against bit width, one line per configuration, its float run as a dashed level."""
     import matplotlib
@@ -76,7 +67,7 @@ def plot_bits(table: Table, path: Path, scale: float = 1.0) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    _write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
 
 
 def write_report(tables: list[Table], out_dir: Path, scale: float = 1.0, digits: int = 2) -> list[Path]:
@@ -84,11 +75,11 @@ def write_report(tables: list[Table], out_dir: Path, scale: float = 1.0, digits:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     md = out_dir / "report.md"
-    _write_atomic(md, report_markdown(tables, scale, digits))
+    write_atomic(md, report_markdown(tables, scale, digits))
     written.append(md)
     for table in tables:
         path = out_dir / f"{table.slug}.csv"
-        _write_atomic(path, table_csv(table, scale))
+        write_atomic(path, table_csv(table, scale))
         written.append(path)
         if table.axis == "bits":
             png = out_dir / f"{table.slug}.png"

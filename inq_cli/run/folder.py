@@ -1,4 +1,5 @@
-"""Reading finished runs back: a run folder's `resolved.yaml`, its metrics CSV, its configuration.
+"""Run folders: their names, making one for a run, and reading finished runs back (`resolved.yaml`,
+the metrics CSV, the configuration).
 
 A run folder is what `inq train` writes: `resolved.yaml` (the recipe after overrides) and a
 Lightning CSVLogger `metrics.csv` somewhere below it. Reports and local sweeps read runs through here.
@@ -7,18 +8,63 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from inqnet.cli.errors import InqError
 
+if TYPE_CHECKING:
+    from inqnet.cli.config.schema import Recipe
+
+# Set for the duration of a run so that processes Lightning launches for other ranks (DDP) write
+# into the same folder instead of making their own.
+RUN_DIR_ENV = "INQ_RUN_DIR"
+# A run folder name every node of a multi-node run agrees on (SLURM and torchrun give their own).
+RUN_NAME_ENV = "INQ_RUN_NAME"
+
+
 RESOLVED = "resolved.yaml"
 METRICS = "metrics.csv"
 # Metrics where lower is better (errors, losses, distances); anything else is higher-is-better.
 _LOWER_IS_BETTER = ("loss", "err", "wer", "per", "cer", "hausdorff", "distance")
+
+
+def run_name(now: datetime | None = None) -> str:
+    """The run folder's name: the cluster job's id when there is one (every rank agrees), else a timestamp."""
+    if os.environ.get(RUN_NAME_ENV):  # set on every node of a multi-node run started by hand
+        return os.environ[RUN_NAME_ENV]
+    if os.environ.get("SLURM_JOB_ID") and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm-{os.environ['SLURM_JOB_ID']}" + (f"-{task}" if task else "")
+    if os.environ.get("TORCHELASTIC_RUN_ID", "none") != "none":
+        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}"
+    return (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+
+
+def make_run_dir(recipe: Recipe, recipe_name: str) -> Path:
+    """Creates (or, for a launched rank, reuses) the run folder under the recipe's output_dir."""
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited:
+        path = Path(inherited)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    base = Path(recipe.output_dir) / recipe_name
+    name = run_name()
+    if os.environ.get(RUN_NAME_ENV) or not name[0].isdigit():  # a job id: shared by every rank and a requeued job
+        (base / name).mkdir(parents=True, exist_ok=True)
+        return base / name
+    path, n = base / name, 1
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            path, n = base / f"{name}-{n}", n + 1
 
 
 @dataclass

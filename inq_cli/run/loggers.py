@@ -12,8 +12,14 @@ import os
 import socket
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlparse
+
+from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+if TYPE_CHECKING:
+    from inqnet.cli.config.schema import Recipe
 
 
 DEFAULT_HOST = "https://api.wandb.ai"
@@ -92,11 +98,6 @@ def resolve_mode(
     return "online", None
 
 
-def sync_hint(run_path: str | Path, reason: str | None) -> str:
-    """The one line an offline run prints."""
-    return f"wandb: offline ({reason or 'offline mode'}); sync later with: wandb sync {run_path}"
-
-
 def wandb_choice(logger_section: Any, env: Mapping[str, str] | None = None) -> WandbChoice | None:
     """The run's W&B wishes from the recipe's `logger` section (a model or a mapping), or defaults
     when a sweep agent started the run; None when the run does not use W&B."""
@@ -151,3 +152,28 @@ def build_wandb_logger(
         offline=mode == "offline",
         config=config,
     )
+
+
+def csv_logger(run_dir: Path) -> CSVLogger:
+    """Lightning's CSVLogger writing `metrics.csv` in the run folder; a resumed run appends to the
+    rows already there (Lightning alone would delete them)."""
+    path = run_dir / "metrics.csv"
+    earlier = path.read_text(encoding="utf-8") if path.is_file() and rank_zero_only.rank == 0 else ""
+    logger = CSVLogger(save_dir=str(run_dir), name="", version="")
+    if earlier:
+        writer = logger.experiment  # created now; it has just removed the old file
+        path.write_text(earlier, encoding="utf-8")
+        writer.metrics_keys = sorted(earlier.splitlines()[0].split(","))
+    return logger
+
+
+def build_loggers(recipe: Recipe, run_dir: Path) -> list[Logger]:
+    """CSV metrics in the run folder, plus W&B when the recipe's logger section asks for it."""
+    loggers: list[Logger] = []
+    if recipe.logger.csv:
+        loggers.append(csv_logger(run_dir))
+    # W&B: rank zero only, offline without credentials or network, also for sweep agents' runs.
+    wandb_logger = build_wandb_logger(recipe.logger, run_dir, run_dir.name, config=recipe.resolved())
+    if wandb_logger is not None:
+        loggers.append(wandb_logger)
+    return loggers

@@ -13,38 +13,27 @@ import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from inqnet.cli.run.ensemble import assemble_ensemble
 from inqnet.cli.errors import InqError
-from inqnet.modules.inq.monitor import InqTracker
-from inqnet.cli.config.schema import Recipe, save_resolved, write_atomic
-from inqnet.cli.slurm.requeue import requeue_callbacks
+from inqnet.cli.config.schema import Recipe
+from inqnet.cli.config.load import save_resolved
+from inqnet.modules.atomic import write_atomic
 from inqnet.cli.slurm.sbatch import requeue_resume_point
-from inqnet.cli.run.loggers import build_wandb_logger
+from inqnet.cli.run.callbacks import build_callbacks
+from inqnet.cli.run.folder import RUN_DIR_ENV, make_run_dir
+from inqnet.cli.run.loggers import build_loggers
 from inqnet.modules.tasks.base import BaseModule
 from inqnet.modules.errors import first_line
-from inqnet.modules.inq.baseline import FloatBaseline
 from inqnet.modules.inq.footprint import model_footprint
-from inqnet.modules.inq import tracked_targets
-from inqnet.modules.inq.state import MASK
 from inqnet.modules.checkpoints import load_model, read_checkpoint
 from inqnet.modules.registry import data_entry, model_entry
-
-# Set for the duration of a run so that processes Lightning launches for other ranks (DDP) write
-# into the same folder instead of making their own.
-RUN_DIR_ENV = "INQ_RUN_DIR"
-# A run folder name every node of a multi-node run agrees on (SLURM and torchrun give their own).
-RUN_NAME_ENV = "INQ_RUN_NAME"
-
 
 class _DropLightningTips(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
@@ -57,110 +46,6 @@ def quiet_lightning_noise() -> None:
     for handler in logging.getLogger("lightning.pytorch").handlers:
         if not any(isinstance(f, _DropLightningTips) for f in handler.filters):
             handler.addFilter(_DropLightningTips())
-
-
-def run_name(now: datetime | None = None) -> str:
-    """The run folder's name: the cluster job's id when there is one (every rank agrees), else a timestamp."""
-    if os.environ.get(RUN_NAME_ENV):  # set on every node of a multi-node run started by hand
-        return os.environ[RUN_NAME_ENV]
-    if os.environ.get("SLURM_JOB_ID") and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
-        task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        return f"slurm-{os.environ['SLURM_JOB_ID']}" + (f"-{task}" if task else "")
-    if os.environ.get("TORCHELASTIC_RUN_ID", "none") != "none":
-        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}"
-    return (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-
-
-def make_run_dir(recipe: Recipe, recipe_name: str) -> Path:
-    """Creates (or, for a launched rank, reuses) the run folder under the recipe's output_dir."""
-    inherited = os.environ.get(RUN_DIR_ENV)
-    if inherited:
-        path = Path(inherited)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    base = Path(recipe.output_dir) / recipe_name
-    name = run_name()
-    if os.environ.get(RUN_NAME_ENV) or not name[0].isdigit():  # a job id: shared by every rank and a requeued job
-        (base / name).mkdir(parents=True, exist_ok=True)
-        return base / name
-    path, n = base / name, 1
-    while True:
-        try:
-            path.mkdir(parents=True, exist_ok=False)
-            return path
-        except FileExistsError:
-            path, n = base / f"{name}-{n}", n + 1
-
-
-def inq_complete(module: torch.nn.Module) -> bool:
-    """True when the model holds INQ state and every quantized weight is frozen (all stages done)."""
-    masks = [target.buffer(MASK) for target in tracked_targets(module)]
-    return bool(masks) and all(bool(mask.all()) for mask in masks)
-
-
-class QuantizedModelCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint whose `best` only considers fully quantized models when INQ is on, so the
-    best checkpoint of an INQ run is never one of its float epochs."""
-
-    def __init__(self, *args: Any, require_quantized: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.require_quantized = require_quantized
-
-    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
-        if self.require_quantized and not inq_complete(trainer.lightning_module):
-            return
-        super()._save_topk_checkpoint(trainer, monitor_candidates)
-
-
-def csv_logger(run_dir: Path) -> CSVLogger:
-    """Lightning's CSVLogger writing `metrics.csv` in the run folder; a resumed run appends to the
-    rows already there (Lightning alone would delete them)."""
-    path = run_dir / "metrics.csv"
-    earlier = path.read_text(encoding="utf-8") if path.is_file() and rank_zero_only.rank == 0 else ""
-    logger = CSVLogger(save_dir=str(run_dir), name="", version="")
-    if earlier:
-        writer = logger.experiment  # created now; it has just removed the old file
-        path.write_text(earlier, encoding="utf-8")
-        writer.metrics_keys = sorted(earlier.splitlines()[0].split(","))
-    return logger
-
-
-def build_loggers(recipe: Recipe, run_dir: Path) -> list[Logger]:
-    """CSV metrics in the run folder, plus W&B when the recipe's logger section asks for it."""
-    loggers: list[Logger] = []
-    if recipe.logger.csv:
-        loggers.append(csv_logger(run_dir))
-    # W&B: rank zero only, offline without credentials or network, also for sweep agents' runs.
-    wandb_logger = build_wandb_logger(recipe.logger, run_dir, run_dir.name, config=recipe.resolved())
-    if wandb_logger is not None:
-        loggers.append(wandb_logger)
-    return loggers
-
-
-def build_callbacks(recipe: Recipe, run_dir: Path, module: BaseModule) -> tuple[list[pl.Callback], FloatBaseline | None]:
-    """INQ (after the float-baseline recorder), checkpoints and the progress bar."""
-    callbacks: list[pl.Callback] = []
-    baseline = None
-    if recipe.inq.enabled:
-        from inqnet.modules.inq import INQCallback
-
-        baseline = FloatBaseline(float_epochs=recipe.inq.float_epochs, float_steps=recipe.inq.float_steps,
-                                 step_mode=recipe.inq.step_mode, checkpoint_path=run_dir / "float.ckpt")
-        try:
-            inq = INQCallback(**recipe.inq.callback_kwargs(recipe.seed))
-        except ValueError as err:
-            raise InqError(f"inq: {first_line(err)}") from None
-        callbacks += [baseline, inq, InqTracker()]
-    callbacks.append(QuantizedModelCheckpoint(
-        dirpath=str(run_dir), filename="best", monitor=module.monitor, mode=module.monitor_mode, save_top_k=1,
-        auto_insert_metric_name=False, enable_version_counter=False, require_quantized=recipe.inq.enabled))
-    # `last` on its own: with a monitor, Lightning writes save_last only alongside a new best
-    callbacks.append(ModelCheckpoint(dirpath=str(run_dir), filename="last", monitor=None, save_top_k=1,
-                                     auto_insert_metric_name=False, enable_version_counter=False))
-    callbacks += requeue_callbacks(run_dir)  # under SLURM: save and stop or requeue safely on signals
-    if recipe.trainer.enable_progress_bar:
-        callbacks.append(RichProgressBar())
-    return callbacks, baseline
 
 
 def make_trainer(trainer_args: dict[str, Any], **fixed: Any) -> pl.Trainer:

@@ -7,7 +7,10 @@ from typing import Any
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from inqnet.cli.run.loggers import sync_hint
+
+def sync_hint(run_path: str | Path, reason: str | None) -> str:
+    """The one line an offline run prints."""
+    return f"wandb: offline ({reason or 'offline mode'}); sync later with: wandb sync {run_path}"
 
 
 class InqWandbLogger(WandbLogger):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from inqnet.modules.errors import data_error
+from inqnet.modules.atomic import write_atomic
 
 HEADER_SIZE = 1024
 _FIELD = re.compile(r"^\s*(\S+)\s+(-[irs]\d*) (.*)$")
@@ -195,6 +196,4 @@ def write_sphere(path: str | Path, samples: np.ndarray, sample_rate: int = 16000
     if len(header) > HEADER_SIZE:
         raise ValueError("SPHERE header fields do not fit in 1024 bytes")
     header = header.ljust(HEADER_SIZE, b" ")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(header + pcm.astype("<i2").tobytes())
-    tmp.replace(path)
+    write_atomic(path, header + pcm.astype("<i2").tobytes())

@@ -17,6 +17,7 @@ from PIL import Image
 from scipy import ndimage
 
 from inqnet.modules.datamodules.synth_dir import write_dataset_dir
+from inqnet.modules.atomic import write_atomic
 
 GRADE_HEADER = ["name", "Patient ID", "grade (GlaS)", "grade (Sirinukunwattana et al. 2015)"]
 
@@ -106,9 +107,7 @@ def _save_bmp(array: np.ndarray, path: Path) -> None:
     """Write a BMP atomically (temporary name, then rename)."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="BMP")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    write_atomic(path, buffer.getvalue())
 
 
 def write_synthetic_glas(root: str | Path, train: int = 12, test_a: int = 6, test_b: int = 4,
@@ -134,6 +133,4 @@ def _write_files(root: Path, train: int, test_a: int, test_b: int, size: int, se
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(GRADE_HEADER)
     writer.writerows(rows)
-    tmp = root / "Grade.csv.tmp"
-    tmp.write_text(text.getvalue())
-    tmp.replace(root / "Grade.csv")
+    write_atomic(root / "Grade.csv", text.getvalue())

@@ -19,6 +19,7 @@ import numpy as np
 from inqnet.modules.datamodules.sphere import write_sphere
 from inqnet.modules.datamodules.synth_dir import write_dataset_dir
 from inqnet.modules.datamodules.timit_phones import CORE_TEST_SPEAKERS, DEV_SPEAKERS
+from inqnet.modules.atomic import write_atomic
 
 SAMPLE_RATE = 16000
 
@@ -158,9 +159,7 @@ def synth_utterance(rng: np.random.Generator, words: list[str], f0: float, scale
 
 
 def _write_text(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    tmp.replace(path)
+    write_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def write_utterance(folder: Path, name: str, rng: np.random.Generator, f0: float, scale: float, n_words: int) -> None:
