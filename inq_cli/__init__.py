@@ -1,1 +1,1 @@
-"""`inq`: the command-line side of the INQ training system (recipes, runs, subcommands)."""
+"""The `inq` command line: subcommands, recipes (config), runs, SLURM, sweeps, reports, annotate."""

@@ -71,3 +71,12 @@ def print_tables(tables: Iterable[Table]) -> None:
     """Prints tables to stdout."""
     for table in tables:
         console.print(table)
+
+
+def format_bytes(n: float) -> str:
+    """A byte count for people: `512 B`, `1.50 KiB`, `2.00 MiB`, `3.25 GiB`."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} GiB"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from inqnet.kernels.packing import lowest_exponent, magnitude_count
+from inqnet.kernels.packing import code_fields, lowest_exponent, magnitude_count
 
 # dtype -> (exponent bias, mantissa bits, total bits)
 FLOAT_FORMATS: dict[torch.dtype, tuple[int, int, int]] = {
@@ -67,9 +67,7 @@ def decode_plan(activation_dtype: torch.dtype, bits: int, n1: int) -> DecodePlan
 def code_float_bits(codes: torch.Tensor, bits: int, plan: DecodePlan) -> torch.Tensor:
     """Torch mirror of the kernels' decode: the float bits of each code, as a signed int tensor."""
     _, mantissa_bits, width = FLOAT_FORMATS[plan.decode_dtype]
-    c = codes.to(torch.int64)
-    v = c & ((1 << (bits - 1)) - 1)
-    s = (c >> (bits - 1)) & 1
+    s, v = code_fields(codes, bits)
     raw = (s << (width - 1)) | ((v + plan.exponent_offset) << mantissa_bits)
     raw = torch.where(v == 0, torch.zeros_like(raw), raw)
     raw = torch.where(raw >= (1 << (width - 1)), raw - (1 << width), raw)  # two's complement
@@ -88,9 +86,7 @@ def shift_add_product(x: torch.Tensor, codes: torch.Tensor, bits: int, n1: int) 
     subnormal x and results below the fp32 normal range give 0; results above it give ±inf.
     """
     xb = x.to(torch.float32).view(torch.int32).to(torch.int64)
-    c = codes.to(torch.int64)
-    v = c & ((1 << (bits - 1)) - 1)
-    s = (c >> (bits - 1)) & 1
+    s, v = code_fields(codes, bits)
     k = lowest_exponent(bits, n1) + v - 1
     field = (xb >> 23) & 0xFF
     new_field = field + k

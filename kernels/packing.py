@@ -22,24 +22,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
+from numbers import Integral
 
 import torch
 
 PACKING = "kslice32"
 MIN_BITS, MAX_BITS = 2, 9
+# The code layout above in one line (recorded in every export's header).
+CODE_LAYOUT = "code = sign << (bits-1) | v; v = 0 -> 0, v >= 1 -> 2^(n1 - m + v), m = 2^(bits-2)"
 _CHUNK_ELEMENTS = 1 << 22  # bounds the int64 scratch memory of pack/unpack
 
 
-def check_bits(bits: int) -> None:
-    """INQ codes need a sign, a zero code and at least one magnitude: 2 <= b <= 9."""
-    if not MIN_BITS <= int(bits) <= MAX_BITS:
-        raise ValueError(f"bits must be in {MIN_BITS}..{MAX_BITS}, got {bits}")
+def bits_problem(bits: object) -> str | None:
+    """What is wrong with ``bits`` as a bit width ("must be <= 9 (got 10)"), or None if it is fine.
+
+    INQ codes need a sign, a zero code and at least one magnitude, and fit int16: 2 <= b <= 9.
+    The one check of a bit width: the recipe schema, the callback, the math and the export reader.
+    """
+    if isinstance(bits, bool) or not isinstance(bits, Integral):
+        return f"must be an integer (got {bits!r})"
+    if bits < MIN_BITS:
+        return f"must be >= {MIN_BITS} (got {bits})"
+    if bits > MAX_BITS:
+        return f"must be <= {MAX_BITS} (got {bits})"
+    return None
+
+
+def check_bits(bits: int) -> int:
+    """``bits`` as an int if it is a valid bit width, else ValueError("bits must be ...")."""
+    problem = bits_problem(bits)
+    if problem is not None:
+        raise ValueError(f"bits {problem}")
+    return int(bits)
 
 
 def magnitude_count(bits: int) -> int:
     """m = n1 - n2 + 1 = 2^(b-2): the number of distinct powers of two for b bits."""
-    check_bits(bits)
-    return 1 << (bits - 2)
+    return 1 << (check_bits(bits) - 2)
 
 
 def lowest_exponent(bits: int, n1: int) -> int:
@@ -47,9 +66,15 @@ def lowest_exponent(bits: int, n1: int) -> int:
     return n1 + 1 - magnitude_count(bits)
 
 
+def code_fields(codes: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sign, v) of b-bit codes as int64: the top bit and the low b-1 bits (0 or an exponent index)."""
+    c = codes.to(torch.int64)
+    return (c >> (bits - 1)) & 1, c & ((1 << (bits - 1)) - 1)
+
+
 def slice_widths(bits: int) -> tuple[int, ...]:
     """The bit-slice widths of a b-bit code: the binary digits of b, widest first."""
-    check_bits(bits)
+    bits = check_bits(bits)
     return tuple(w for w in (8, 4, 2, 1) if bits & w)
 
 
@@ -127,9 +152,7 @@ def _encode_frexp(w: torch.Tensor, bits: int, n2: int, n1: int) -> tuple[torch.T
 def decode(codes: torch.Tensor, bits: int, n1: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Exact values of codes: 0 or ±2^(n2 + v - 1) (the oracle every kernel is checked against)."""
     n2 = lowest_exponent(bits, n1)
-    c = codes.to(torch.int64)
-    v = c & ((1 << (bits - 1)) - 1)
-    negative = (c >> (bits - 1)) & 1
+    negative, v = code_fields(codes, bits)
     magnitude = torch.ldexp(torch.ones((), dtype=torch.float64), (n2 + v - 1).to(torch.float64))
     values = torch.where(v == 0, torch.zeros_like(magnitude), magnitude)
     values = torch.where(negative == 1, -values, values)
@@ -142,8 +165,8 @@ def invalid_code_count(codes: torch.Tensor, bits: int) -> int:
     flat = codes.reshape(-1)
     bad = 0
     for start in range(0, flat.numel(), _CHUNK_ELEMENTS):
-        c = flat[start:start + _CHUNK_ELEMENTS].to(torch.int32)
-        v = c & ((1 << (bits - 1)) - 1)
+        c = flat[start:start + _CHUNK_ELEMENTS].to(torch.int64)
+        v = code_fields(c, bits)[1]
         out_of_range = (c < 0) | (c >= (1 << bits)) | (v > m)
         negative_zero = c == (1 << (bits - 1))
         bad += int((out_of_range | negative_zero).sum())

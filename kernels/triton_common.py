@@ -17,6 +17,14 @@ DEC_FP16, DEC_BF16, DEC_FP32 = 0, 1, 2
 
 
 @device_function
+def split_k_range(K, pid_k, SPLIT_K, BLOCK_K):
+    """The K range [k_start, k_end) of split `pid_k`: whole BLOCK_K blocks, the last one clipped."""
+    k_per_split = (((K + SPLIT_K - 1) // SPLIT_K + BLOCK_K - 1) // BLOCK_K) * BLOCK_K
+    k_start = pid_k * k_per_split
+    return k_start, tl.minimum(k_start + k_per_split, K)
+
+
+@device_function
 def load_codes(Wq, k0, rn, K, N, ROW1, ROW2, W0: tl.constexpr, W1: tl.constexpr,
                W2: tl.constexpr, BLOCK_K: tl.constexpr):
     """Codes of rows k0..k0+BLOCK_K (k0 % 32 == 0) and columns rn, as int32 [A, Q, J, BN]."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import triton.language as tl
 
 from inqnet.kernels._jit import Kernel, device_function
-from inqnet.kernels.triton_common import (decode_codes, load_codes, shift_add, store_tile,
+from inqnet.kernels.triton_common import (decode_codes, load_codes, shift_add, split_k_range, store_tile,
                                    swar_pair_k, swar_pair_tile, to_dot_type)
 from inqnet.kernels.triton_linear import _KEY, _RUNTIME, _gemm_configs, prune_gemm
 
@@ -44,9 +44,7 @@ def _qconv2d(X, Wq, Bias, Out, H, W, OH, OW, M, N, K,
     x_row = X + batch * sxb
     m_ok = rm < M
 
-    k_per_split = (((K + SPLIT_K - 1) // SPLIT_K + BLOCK_K - 1) // BLOCK_K) * BLOCK_K
-    k_start = pid_k * k_per_split
-    k_end = tl.minimum(k_start + k_per_split, K)
+    k_start, k_end = split_k_range(K, pid_k, SPLIT_K, BLOCK_K)
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, dtype=tl.float32)
     J: tl.constexpr = 32 // W0

@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from inqnet.kernels._jit import Kernel, device_function
-from inqnet.kernels.triton_common import (decode_codes, load_codes, shift_add, store_tile,
+from inqnet.kernels.triton_common import (decode_codes, load_codes, shift_add, split_k_range, store_tile,
                                    swar_pair_k, swar_pair_tile, to_dot_type)
 
 
@@ -37,9 +37,7 @@ def _qgemm(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on
 
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    k_per_split = (((K + SPLIT_K - 1) // SPLIT_K + BLOCK_K - 1) // BLOCK_K) * BLOCK_K
-    k_start = pid_k * k_per_split
-    k_end = tl.minimum(k_start + k_per_split, K)
+    k_start, k_end = split_k_range(K, pid_k, SPLIT_K, BLOCK_K)
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, dtype=tl.float32)
     J: tl.constexpr = 32 // W0
@@ -90,9 +88,7 @@ def _qgemv(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = rn < N
     kw_total = (K + J - 1) // J
-    kw_per_split = (((kw_total + SPLIT_K - 1) // SPLIT_K + BLOCK_KW - 1) // BLOCK_KW) * BLOCK_KW
-    kw_start = pid_k * kw_per_split
-    kw_end = tl.minimum(kw_start + kw_per_split, kw_total)
+    kw_start, kw_end = split_k_range(kw_total, pid_k, SPLIT_K, BLOCK_KW)
     x_row = X + row * stride_xm
 
     acc = tl.full((BLOCK_KW, BLOCK_N), 0.0, dtype=tl.float32)
@@ -104,13 +100,13 @@ def _qgemv(X, Wq, Bias, Out, M, N, K, stride_xm, stride_xk, stride_om, stride_on
             words = tl.load(Wq + kw[:, None] * N + rn[None, :],
                             mask=(kw[:, None] < kw_total) & n_ok[None, :], other=0)
         if SHIFT_ADD:
-            acc += _gemv_shift_add_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K,
-                                         ROW1, ROW2, n2, BITS, W0, W1, W2, EVEN_K)
+            acc += _gemv_codes_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K,
+                                     ROW1, ROW2, n2, BITS, W0, W1, W2, EOFF, EVEN_K, True)
         elif W1 == 0 and (BITS == 2 or BITS == 4):
             acc += _gemv_swar_block(x_row, stride_xk, words, kw, K, BITS, W0, EVEN_K)
         else:
-            acc += _gemv_general_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K,
-                                       ROW1, ROW2, BITS, W0, W1, W2, EOFF, EVEN_K)
+            acc += _gemv_codes_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K,
+                                     ROW1, ROW2, n2, BITS, W0, W1, W2, EOFF, EVEN_K, False)
 
     out = tl.sum(acc, axis=0)
     offsets = row * stride_om + rn[None, :] * stride_on
@@ -170,10 +166,11 @@ def _gemv_codes(words, words1, shift1, words2, shift2, j, W0: tl.constexpr, W1: 
 
 
 @device_function
-def _gemv_general_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K, ROW1, ROW2,
-                        BITS: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
-                        W2: tl.constexpr, EOFF: tl.constexpr, EVEN_K: tl.constexpr):
-    """Any b: assemble each code from its slices, decode to fp16 (b <= 6, E = 0) or fp32."""
+def _gemv_codes_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K, ROW1, ROW2, n2,
+                      BITS: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr, W2: tl.constexpr,
+                      EOFF: tl.constexpr, EVEN_K: tl.constexpr, SHIFT_ADD: tl.constexpr):
+    """Any b: assemble each code from its slices, then either decode it to fp16 (b <= 6, E = 0)
+    or fp32 and multiply, or (SHIFT_ADD, multiplication-free) add its exponent to x's own."""
     J: tl.constexpr = 32 // W0
     words1, shift1 = words, 0
     words2, shift2 = words, 0
@@ -184,30 +181,13 @@ def _gemv_general_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K, ROW
     part = tl.full(words.shape, 0.0, dtype=tl.float32)
     for j in tl.static_range(J):
         codes = _gemv_codes(words, words1, shift1, words2, shift2, j, W0, W1, W2)
-        if BITS <= 6:
-            w = decode_codes(codes, BITS, 0, 0).to(tl.float32)
+        x = _gemv_x(x_row, stride_xk, kw * J + j, K, EVEN_K)
+        if SHIFT_ADD:
+            part += shift_add(x, codes, BITS, n2)
+        elif BITS <= 6:
+            part += x * decode_codes(codes, BITS, 0, 0).to(tl.float32)
         else:
-            w = decode_codes(codes, BITS, 2, EOFF)
-        part += _gemv_x(x_row, stride_xk, kw * J + j, K, EVEN_K) * w
-    return part
-
-
-@device_function
-def _gemv_shift_add_block(x_row, stride_xk, words, Wq, kw, rn, kw_total, N, K, ROW1, ROW2, n2,
-                          BITS: tl.constexpr, W0: tl.constexpr, W1: tl.constexpr,
-                          W2: tl.constexpr, EVEN_K: tl.constexpr):
-    """Multiplication-free: each product is x with the code's exponent added to its own."""
-    J: tl.constexpr = 32 // W0
-    words1, shift1 = words, 0
-    words2, shift2 = words, 0
-    if W1 > 0:
-        words1, shift1 = _slice_words(Wq, kw, rn, kw_total, N, ROW1, J, W1)
-    if W2 > 0:
-        words2, shift2 = _slice_words(Wq, kw, rn, kw_total, N, ROW2, J, W2)
-    part = tl.full(words.shape, 0.0, dtype=tl.float32)
-    for j in tl.static_range(J):
-        codes = _gemv_codes(words, words1, shift1, words2, shift2, j, W0, W1, W2)
-        part += shift_add(_gemv_x(x_row, stride_xk, kw * J + j, K, EVEN_K), codes, BITS, n2)
+            part += x * decode_codes(codes, BITS, 2, EOFF)
     return part
 
 

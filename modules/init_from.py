@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from inqnet.modules.errors import data_error
-
-INQ_SUFFIXES = ("_inq_mask", "_inq_n1", "_inq_bits")
+from inqnet.modules.inq.state import is_inq_buffer
 
 
 @dataclass
@@ -80,7 +79,7 @@ def load_float_weights(net: nn.Module, path: str | Path, skip_mismatched: bool =
     prefix = _best_prefix(source, set(target))
     report = InitReport(str(path), prefix)
     stripped = {k[len(prefix):]: v for k, v in source.items()
-                if k.startswith(prefix) and not k.endswith(INQ_SUFFIXES)}
+                if k.startswith(prefix) and not is_inq_buffer(k)}
     update = {}
     for key, value in stripped.items():
         if key not in target:
@@ -94,7 +93,7 @@ def load_float_weights(net: nn.Module, path: str | Path, skip_mismatched: bool =
     if not update:
         raise data_error(path, "no tensor in the checkpoint matches the model's parameters")
     report.loaded = sorted(update)
-    report.missing = sorted(k for k in target if k not in update and not k.endswith(INQ_SUFFIXES))
+    report.missing = sorted(k for k in target if k not in update and not is_inq_buffer(k))
     params = {name for name, _ in net.named_parameters()}
     absent = [k for k in report.missing if k in params and k not in report.mismatched]
     if absent and not skip_mismatched:

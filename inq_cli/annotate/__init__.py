@@ -1,1 +1,1 @@
-"""annotate."""
+"""`inq annotate`: suggestive-annotation rounds and the suggestive FCNs they train."""

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +31,11 @@ from inqnet.modules.tasks.base import BaseModule
 from inqnet.modules.datamodules.glas_annotated import Pair, patch_dataset
 from inqnet.modules.datamodules.sampling import EpochSeededSampler
 from inqnet.modules.errors import first_line
-from inqnet.modules.inq import prepare_state_dict_buffers
+from inqnet.modules.inq import InqClock, prepare_state_dict_buffers
 from inqnet.modules.registry import model_entry
+from inqnet.modules.atomic import atomic_path
+from inqnet.modules.inq.state import is_inq_buffer
 
-INQ_BUFFER = "_inq_"
 # Trainer settings the suggestive FCNs always run with, whatever the recipe's trainer section says.
 FCN_TRAINER = {"devices": 1, "num_nodes": 1, "strategy": "auto", "enable_progress_bar": False,
                "enable_model_summary": False, "limit_val_batches": 0, "num_sanity_val_steps": 0}
@@ -49,25 +48,27 @@ def fcn_seed(seed: int, round_: int, fcn: int) -> int:
 
 def float_weights(module: BaseModule) -> dict[str, torch.Tensor]:
     """The network's weights without INQ state, copied to the CPU."""
-    return {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items() if INQ_BUFFER not in k}
+    return {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items() if not is_inq_buffer(k)}
 
 
 class FloatSnapshot(pl.Callback):
-    """Keeps the float weights INQ starts from (placed before INQCallback, it runs first): at the
-    start of epoch ``float_length`` or, when ``step_mode``, before optimizer step ``float_length``."""
+    """Keeps the float weights INQ starts from (placed before INQCallback, it runs first): where
+    ``clock`` ends the float phase (`InqClock.float_ends`), just before stage 0 quantizes."""
 
-    def __init__(self, float_length: int, step_mode: bool = False) -> None:
-        self.float_length, self.step_mode = float_length, step_mode
+    def __init__(self, clock: InqClock) -> None:
+        self.clock = clock
         self.weights: dict[str, torch.Tensor] | None = None
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.step_mode and self.weights is None and trainer.current_epoch == self.float_length:
+    def _at(self, trainer: pl.Trainer, pl_module: pl.LightningModule, hook: str) -> None:
+        if self.weights is None and self.clock.float_ends(trainer, hook):
             self.weights = float_weights(pl_module)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._at(trainer, pl_module, "epoch")
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        if self.step_mode and self.weights is None and trainer.global_step == self.float_length:
-            self.weights = float_weights(pl_module)
+        self._at(trainer, pl_module, "batch")
 
 
 @contextlib.contextmanager
@@ -115,8 +116,9 @@ def _schedule(recipe: Recipe, finetune: bool) -> tuple[dict[str, Any], dict[str,
     epochs = (recipe.annotate or AnnotateSection()).finetune_epochs
     if inq is None:
         return {"max_epochs": epochs, "max_steps": -1}, None
-    inq = {**inq, "float_epochs": epochs}
-    return {"max_epochs": epochs + len(recipe.inq.portions) * recipe.inq.stage_length(), "max_steps": -1}, inq
+    # annotate_section (rounds.py) refuses finetune with a step clock: this float phase is epochs
+    clock = replace(recipe.inq.clock, float_length=epochs)
+    return {"max_epochs": clock.total, "max_steps": -1}, {**inq, "float_epochs": epochs}
 
 
 def train_fcn(recipe: Recipe, data_info: dict[str, Any], pairs: list[Pair], seed: int,
@@ -138,12 +140,12 @@ def train_fcn(recipe: Recipe, data_info: dict[str, Any], pairs: list[Pair], seed
     callbacks: list[pl.Callback] = []
     snapshot = None
     if inq_kwargs is not None:
-        step_mode = inq_kwargs.get("steps_per_stage") is not None
-        snapshot = FloatSnapshot(int(inq_kwargs.get("float_steps" if step_mode else "float_epochs", 0)), step_mode)
         try:
-            callbacks += [snapshot, INQCallback(**{**inq_kwargs, "seed": seed, "log_stats": False})]
+            inq = INQCallback(**{**inq_kwargs, "seed": seed, "log_stats": False})
         except ValueError as err:
             raise InqError(f"inq: {first_line(err)}") from None
+        snapshot = FloatSnapshot(inq.clock)
+        callbacks += [snapshot, inq]
     kwargs = {**recipe.trainer.trainer_kwargs(), **FCN_TRAINER, **length}
     with quiet_fit():
         trainer = make_trainer(kwargs, callbacks=callbacks, logger=False, enable_checkpointing=False)
@@ -164,15 +166,8 @@ def save_fcns(path: Path, round_: int, fcns: list[TrainedFCN]) -> None:
     """Writes the FCNs trained for ``round_`` (final and float weights) atomically."""
     payload = {"round": round_, "fcns": [{"state": f.module.state_dict(), "float": f.float_state, "loss": f.loss,
                                           "seconds": f.seconds} for f in fcns]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_fcns(path: Path, recipe: Recipe, data_info: dict[str, Any]) -> tuple[int, list[TrainedFCN]]:

@@ -111,7 +111,7 @@ def annotate_section(recipe: Recipe, source: str) -> AnnotateSection:
         raise InqError(f"{source}: data.suggestions/data.subset: the pool is every training image; "
                        "set annotate.initial")
     section = recipe.annotate or AnnotateSection()
-    if section.retrain == "finetune" and recipe.inq.enabled and recipe.inq.step_mode:
+    if section.retrain == "finetune" and recipe.inq.enabled and recipe.inq.clock.step_mode:
         raise InqError(f"{source}: annotate.retrain: finetune runs INQ's stages again after finetune_epochs epochs, "
                        "so it needs stages counted in epochs (inq.epochs_per_stage, not inq.steps_per_stage)")
     return section

@@ -56,10 +56,10 @@ def kernels(
     import torch
 
     from inqnet.kernels import bench
-    from inqnet.kernels.packing import MAX_BITS, MIN_BITS
+    from inqnet.kernels.packing import bits_problem
 
-    if not MIN_BITS <= bits <= MAX_BITS:
-        raise InqError(f"--bits: must be in {MIN_BITS}..{MAX_BITS}, got {bits}")
+    if bits_problem(bits) is not None:
+        raise InqError(f"--bits: {bits_problem(bits)}")
     unknown = sorted(set(family) - set(FAMILIES))
     if unknown:
         raise InqError(f"--family: unknown {unknown}; choose from {list(FAMILIES)}")

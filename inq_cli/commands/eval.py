@@ -39,20 +39,6 @@ class Split(str, Enum):
     val = "val"
 
 
-def split_arguments(args: list[str]) -> tuple[list[Path], list[str]]:
-    """Checkpoint paths and key=value overrides, in any order (an existing file is a checkpoint)."""
-    checkpoints, overrides = [], []
-    for arg in args:
-        key = arg.split("=", 1)[0]
-        if "=" in arg and not Path(arg).exists() and key.replace(".", "_").replace("-", "_").isidentifier():
-            overrides.append(arg)
-        else:
-            checkpoints.append(Path(arg))
-    if not checkpoints:
-        raise InqError("inq eval: name at least one CHECKPOINT")
-    return checkpoints, overrides
-
-
 def ensemble_view(metrics: dict[str, float], split: str) -> dict[str, Any]:
     """{"members": [per-member metrics], "ensemble": {...}} from `<split>/member<i>/<name>` keys."""
     members: dict[int, dict[str, float]] = {}
@@ -74,12 +60,14 @@ def eval_checkpoint(
     split: Split = typer.Option(Split.test, "--split", help="Which split to evaluate."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
-    from inqnet.cli.config.overrides import parse_overrides
+    from inqnet.cli.config.overrides import split_overrides
     from inqnet.cli.config.load import recipe_from_checkpoint
     from inqnet.modules.checkpoints import module_from_checkpoint, read_checkpoint
 
-    checkpoints, overrides = split_arguments(arguments)
-    parsed = parse_overrides(overrides)
+    paths, parsed = split_overrides(arguments, positional=lambda arg: Path(arg).exists())  # a file: a checkpoint
+    if not paths:
+        raise InqError("inq eval: name at least one CHECKPOINT")
+    checkpoints, overrides = [Path(p) for p in paths], [o.text for o in parsed]
     for override in parsed:
         if override.key.split(".")[0] not in EVAL_OVERRIDE_SECTIONS:
             raise InqError(f"override {override.text!r}: inq eval only takes data.*, trainer.* and seed overrides")

@@ -9,28 +9,12 @@ import typer
 from inqnet.cli.errors import InqError
 
 
-def _network_and_architecture(checkpoint: Path) -> tuple[Any, dict | None]:
-    """The fake-quantized network of a run checkpoint (as `modules.load_model` rebuilds it) and
-    the record that rebuilds it untrained (its recipe sections)."""
-    from inqnet.modules.checkpoints import load_model
-    from inqnet.modules.export.writer import architecture_of
-
-    network = load_model(checkpoint)  # InputError (one line, exit 2) for a bad checkpoint
-    return network, architecture_of(network)
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n:.2f} GiB"
-
-
 def print_report(report: Any, zstd: bool) -> None:
     """Per-layer sizes, the total, the reduction against fp32 and (with zstd) bits per weight."""
     from rich.console import Console
     from rich.table import Table
+
+    from inqnet.cli.console import format_bytes
 
     table = Table(title=f"{report.path}")
     for col in ("tensor", "stored as", "params", "bytes", "fp32 bytes") + (("zstd bits/w",) if zstd else ()):
@@ -83,20 +67,17 @@ def export(
     zstd_level: int = typer.Option(12, "--zstd-level", help="zstd level (1..22)"),
 ) -> None:
     """Write the quantized layers as b-bit codes, the rest in float; print the sizes."""
+    from inqnet.modules.checkpoints import load_model
     from inqnet.modules.export.writer import ExportError, export_model
 
     if float_dtype not in ("float16", "float32"):
         raise InqError(f"--float-dtype: must be float16 or float32, got {float_dtype!r}")
     if not 1 <= zstd_level <= 22:
         raise InqError(f"--zstd-level: must be in 1..22, got {zstd_level}")
-    from inqnet.modules.export.writer import ensemble_layout
-
-    network, architecture = _network_and_architecture(checkpoint)
-    members, combine = ensemble_layout(network)
+    network = load_model(checkpoint)  # InputError (one line, exit 2) for a bad checkpoint
     try:
-        report = export_model(network, output, architecture=architecture, members=members,
-                              combine=combine, float_dtype=float_dtype,
-                              allow_partial=allow_partial, zstd_level=zstd_level if zstd else None)
+        report = export_model(network, output, float_dtype=float_dtype, allow_partial=allow_partial,
+                              zstd_level=zstd_level if zstd else None)
     except ExportError as err:
         raise InqError(f"{checkpoint}: {err}") from None
     except OSError as err:

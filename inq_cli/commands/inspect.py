@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from inqnet.cli.errors import InqError
+from inqnet.modules.atomic import atomic_path
 
 
 def code_usage(codes, bits: int):
@@ -15,14 +16,12 @@ def code_usage(codes, bits: int):
     """
     import torch
 
-    from inqnet.kernels.packing import magnitude_count
+    from inqnet.kernels.packing import code_fields, magnitude_count
 
     m = magnitude_count(bits)
-    c = codes.to(torch.int64).reshape(-1)
-    v = c & ((1 << (bits - 1)) - 1)
-    negative = (c >> (bits - 1)) & 1
+    negative, v = code_fields(codes.reshape(-1), bits)
     distance = m - v  # 0 for 2^n1, m - 1 for 2^n2
-    column = torch.where(v == 0, torch.full_like(c, m),
+    column = torch.where(v == 0, torch.full_like(v, m),
                          torch.where(negative == 1, distance, 2 * m - distance))
     return torch.bincount(column, minlength=2 * m + 1)
 
@@ -62,10 +61,11 @@ def histogram_png(rows: list[tuple[str, int, object]], path: Path) -> None:
     bottom.set_xlabel(f"0: zero code; ±{half}: ±2^n1; ±(j): ±2^(n1-{half}+j)")
     fig.colorbar(image, ax=bottom, label="log10 fraction of the layer")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
 
 
 HELP = """Validate an export and show its layers and code usage.
@@ -91,7 +91,7 @@ def inspect(
     from rich.console import Console
     from rich.table import Table
 
-    from inqnet.cli.commands.export import format_bytes
+    from inqnet.cli.console import format_bytes
     from inqnet.modules.export.format import QuantizedFormatError, read_export
 
     try:

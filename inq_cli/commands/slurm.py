@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from inqnet.cli.config.load import resolved_recipe
-from inqnet.cli.run.folder import get_path
+from inqnet.cli.config.overrides import get_path
 from inqnet.cli.slurm.sbatch import SbatchSpec, check_spec, job_name_for, render_sbatch, submit, write_script
 
 

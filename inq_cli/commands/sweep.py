@@ -10,8 +10,7 @@ import typer
 from inqnet.cli.errors import InqError
 from inqnet.cli.sweep.grid import expand, parse_axes, point_overrides
 from inqnet.cli.config.load import resolved_recipe
-from inqnet.cli.run.folder import get_path
-from inqnet.cli.slurm.sbatch import override_map
+from inqnet.cli.config.overrides import get_path, override_map
 from inqnet.cli.sweep.local import LocalSweep, sweep_config, write_yaml_atomic
 from inqnet.cli.sweep.results import collect_results
 
@@ -37,7 +36,7 @@ def sweep(
     fixed_keys = override_map(fixed)
     for axis in axes:
         if axis.key in fixed_keys:
-            raise InqError(f"{axis.key}: both swept (--grid) and fixed ({axis.key}={fixed_keys[axis.key]})")
+            raise InqError(f"{axis.key}: both swept (--grid) and fixed ({fixed_keys[axis.key].text})")
     if "output_dir" in fixed_keys and local:
         raise InqError("output_dir: a local sweep places each point's runs itself (use --out)")
     data = resolved_recipe(recipe, fixed)

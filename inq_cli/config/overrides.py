@@ -1,5 +1,8 @@
 """`key=value` overrides on the command line: dotted key paths, YAML- or Python-typed values.
 
+The one parser of `key=value` arguments and walker of dotted key paths: `inq train`, `inq eval`,
+`inq sweep` (its grid values too) and `inq slurm` all read overrides here.
+
 W&B sweeps render values Python-style through `${args_no_hyphens}` (`True`, `None`, `[1, 2]`),
 so a value is read as a Python literal first and as YAML otherwise (`true`, `null`, `1e-4`,
 `[a, b]`, bare strings).
@@ -9,7 +12,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,25 +56,67 @@ def parse_value(raw: str) -> Any:
     return _plain(value)
 
 
+def read_value(raw: str, where: str) -> Any:
+    """`parse_value`, with an unreadable value an InqError that starts with ``where``."""
+    try:
+        return parse_value(raw)
+    except (yaml.YAMLError, ValueError) as err:
+        reason = " ".join(str(err).split())
+        raise InqError(f"{where}: cannot read the value {raw!r} ({reason})") from None
+
+
+def is_key(key: str) -> bool:
+    """True for a dotted recipe key path such as `optimizer.lr` (each part an identifier)."""
+    return bool(_KEY.match(key))
+
+
 def parse_override(text: str) -> Override:
     """Parses one `key=value` argument; InqError naming the argument if it is malformed."""
     if "=" not in text:
         raise InqError(f"override {text!r}: expected key=value (e.g. optimizer.lr=0.01)")
     key, _, raw = text.partition("=")
     key = key.strip()
-    if not _KEY.match(key):
+    if not is_key(key):
         raise InqError(f"override {text!r}: bad key {key!r} (expected a dotted path such as optimizer.lr)")
-    try:
-        value = parse_value(raw)
-    except (yaml.YAMLError, ValueError) as err:
-        reason = " ".join(str(err).split())
-        raise InqError(f"override {text!r}: cannot read the value {raw!r} ({reason})") from None
-    return Override(key=key, value=value, text=text)
+    return Override(key=key, value=read_value(raw, f"override {text!r}"), text=text)
 
 
 def parse_overrides(texts: Iterable[str]) -> list[Override]:
     """Parses every argument; the first malformed one raises."""
     return [parse_override(t) for t in texts]
+
+
+def override_map(texts: Iterable[str]) -> dict[str, Override]:
+    """The parsed overrides by key; of a key given twice the last one wins, as in `apply_overrides`."""
+    return {o.key: o for o in parse_overrides(texts)}
+
+
+def split_overrides(args: Iterable[str], positional: Callable[[str], bool] = lambda arg: False,
+                    ) -> tuple[list[str], list[Override]]:
+    """Positional arguments and parsed overrides, given in any order.
+
+    An argument is an override when it reads `key=...` with a key made of word characters, dots
+    and dashes (a malformed key then fails in `parse_override`, naming it), unless ``positional``
+    claims it (`inq eval`: an existing file named `a=b.ckpt` is a checkpoint).
+    """
+    plain, overrides = [], []
+    for arg in args:
+        key, sep, _ = arg.partition("=")
+        if sep and key.replace(".", "_").replace("-", "_").isidentifier() and not positional(arg):
+            overrides.append(arg)
+        else:
+            plain.append(arg)
+    return plain, parse_overrides(overrides)
+
+
+def get_path(tree: Any, dotted: str, default: Any = None) -> Any:
+    """`tree['a']['b']` for the key path `a.b`, or ``default`` when a level is missing."""
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[Override]) -> dict[str, Any]:

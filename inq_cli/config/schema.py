@@ -15,7 +15,9 @@ from typing import Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, SerializeAsAny,
                       field_validator, model_validator)
 
-from inqnet.modules.inq.math import MAX_BITS, MIN_BITS, validate_portions
+from inqnet.kernels.packing import bits_problem
+from inqnet.modules.inq.math import validate_portions
+from inqnet.modules.inq.schedule import InqClock
 from inqnet.modules.optim import OptimizerConfig, SchedulerConfig, parse_optimizer, parse_scheduler
 from inqnet.modules.registry import DataConfig, ModelConfig, parse_data_config, parse_model_config
 
@@ -37,7 +39,7 @@ class InqSection(Section):
     `steps_per_stage` is set, that many optimizer steps; float training comes first."""
 
     enabled: bool = True
-    bits: int = Field(5, ge=MIN_BITS, le=MAX_BITS)
+    bits: int = 5
     portions: list[float] = Field(default_factory=lambda: [0.5, 0.75, 0.875, 1.0], min_length=1)
     epochs_per_stage: PositiveInt | None = None
     float_epochs: NonNegativeInt = 0
@@ -48,6 +50,14 @@ class InqSection(Section):
     exclude: list[str] = Field(default_factory=list)
     strategy: Literal["magnitude", "random"] = "magnitude"
     restart_lr: bool = True
+
+    @field_validator("bits")
+    @classmethod
+    def _bit_width(cls, bits: int) -> int:
+        problem = bits_problem(bits)  # the one bit-width check (kernels/packing.py)
+        if problem is not None:
+            raise ValueError(problem)
+        return bits
 
     @field_validator("portions")
     @classmethod
@@ -76,25 +86,10 @@ class InqSection(Section):
         return self
 
     @property
-    def step_mode(self) -> bool:
-        """True when stages are counted in optimizer steps rather than epochs."""
-        return self.steps_per_stage is not None
-
-    def stage_length(self) -> int:
-        """Epochs (or steps, in step mode) between two stages."""
-        return int(self.steps_per_stage if self.step_mode else self.epochs_per_stage or 0)
-
-    def float_length(self) -> int:
-        """Epochs (or steps) of float training before the first stage."""
-        return self.float_steps if self.step_mode else self.float_epochs
-
-    def schedule_length(self) -> int:
-        """Epochs (or steps) for every stage, the last included, to run its full length."""
-        return self.float_length() + len(self.portions) * self.stage_length()
-
-    def last_stage_start(self) -> int:
-        """The epoch (or step) at which the last stage quantizes everything that is left."""
-        return self.float_length() + (len(self.portions) - 1) * self.stage_length()
+    def clock(self) -> InqClock:
+        """When the float phase ends and each stage starts, in epochs or (step mode) steps."""
+        return InqClock.of(len(self.portions), epochs_per_stage=self.epochs_per_stage, float_epochs=self.float_epochs,
+                           steps_per_stage=self.steps_per_stage, float_steps=self.float_steps)
 
     def callback_kwargs(self, seed: int) -> dict[str, Any]:
         """Arguments for `inqnet.modules.inq.INQCallback`."""
@@ -245,17 +240,16 @@ class Recipe(Section):
     def _training_covers_the_schedule(self) -> Recipe:
         if not self.inq.enabled:
             return self
-        inq, trainer = self.inq, self.trainer
-        clock = "steps" if inq.step_mode else "epochs"
-        limit_key = f"max_{clock}"
+        clock, trainer = self.inq.clock, self.trainer
+        unit, limit_key = clock.unit, clock.limit_key
         limit = getattr(trainer, limit_key)
         if trainer.max_epochs is None and trainer.max_steps is None:
-            setattr(trainer, limit_key, inq.schedule_length())  # every stage runs its full length
-        elif limit is not None and limit <= inq.last_stage_start():
+            setattr(trainer, limit_key, clock.total)  # every stage runs its full length
+        elif limit is not None and limit < clock.min_length:
             raise ValueError(
-                f"trainer.{limit_key}: ends before INQ's last stage, which starts at {clock[:-1]} "
-                f"{inq.last_stage_start()} (inq.float_{clock} + {len(inq.portions) - 1} x inq.{clock}_per_stage); "
-                f"needs >= {inq.last_stage_start() + 1} (got {limit})")
+                f"trainer.{limit_key}: ends before INQ's last stage, which starts at {unit} "
+                f"{clock.last_stage_start} (inq.float_{unit}s + {clock.stages - 1} x inq.{unit}s_per_stage); "
+                f"needs >= {clock.min_length} (got {limit})")
         return self
 
     def resolved(self) -> dict[str, Any]:

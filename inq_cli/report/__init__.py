@@ -1,1 +1,1 @@
-"""report."""
+"""`inq report`: the paper's tables built from finished runs, and their Markdown/CSV/PNG files."""

@@ -13,7 +13,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from inqnet.cli.run.folder import RunRecord, get_path, lower_is_better, metric_value
+from inqnet.cli.config.overrides import get_path
+from inqnet.cli.run.folder import RunRecord, lower_is_better, metric_value
 
 ORIGINAL = "Original"
 

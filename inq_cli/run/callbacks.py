@@ -13,17 +13,10 @@ from inqnet.cli.config.schema import Recipe
 from inqnet.cli.errors import InqError
 from inqnet.cli.slurm.requeue import requeue_callbacks
 from inqnet.modules.errors import first_line
-from inqnet.modules.inq import tracked_targets
 from inqnet.modules.inq.baseline import FloatBaseline
 from inqnet.modules.inq.monitor import InqTracker
-from inqnet.modules.inq.state import MASK
+from inqnet.modules.inq.state import is_fully_quantized
 from inqnet.modules.tasks.base import BaseModule
-
-
-def inq_complete(module: torch.nn.Module) -> bool:
-    """True when the model holds INQ state and every quantized weight is frozen (all stages done)."""
-    masks = [target.buffer(MASK) for target in tracked_targets(module)]
-    return bool(masks) and all(bool(mask.all()) for mask in masks)
 
 
 class QuantizedModelCheckpoint(ModelCheckpoint):
@@ -35,7 +28,7 @@ class QuantizedModelCheckpoint(ModelCheckpoint):
         self.require_quantized = require_quantized
 
     def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
-        if self.require_quantized and not inq_complete(trainer.lightning_module):
+        if self.require_quantized and not is_fully_quantized(trainer.lightning_module):
             return
         super()._save_topk_checkpoint(trainer, monitor_candidates)
 
@@ -47,8 +40,7 @@ def build_callbacks(recipe: Recipe, run_dir: Path, module: BaseModule) -> tuple[
     if recipe.inq.enabled:
         from inqnet.modules.inq import INQCallback
 
-        baseline = FloatBaseline(float_epochs=recipe.inq.float_epochs, float_steps=recipe.inq.float_steps,
-                                 step_mode=recipe.inq.step_mode, checkpoint_path=run_dir / "float.ckpt")
+        baseline = FloatBaseline(recipe.inq.clock, checkpoint_path=run_dir / "float.ckpt")
         try:
             inq = INQCallback(**recipe.inq.callback_kwargs(recipe.seed))
         except ValueError as err:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from inqnet.cli.config.overrides import get_path
 from inqnet.cli.errors import InqError
 
 if TYPE_CHECKING:
@@ -38,9 +39,11 @@ def run_name(now: datetime | None = None) -> str:
     """The run folder's name: the cluster job's id when there is one (every rank agrees), else a timestamp."""
     if os.environ.get(RUN_NAME_ENV):  # set on every node of a multi-node run started by hand
         return os.environ[RUN_NAME_ENV]
-    if os.environ.get("SLURM_JOB_ID") and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
-        task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        return f"slurm-{os.environ['SLURM_JOB_ID']}" + (f"-{task}" if task else "")
+    from inqnet.cli.slurm.requeue import slurm_job  # here: reading runs back needs no Lightning
+
+    job = slurm_job()
+    if job is not None:
+        return job.run_name
     if os.environ.get("TORCHELASTIC_RUN_ID", "none") != "none":
         return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}"
     return (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
@@ -92,17 +95,6 @@ def lower_is_better(metric: str) -> bool:
     """Direction of a metric from its name (`val_loss`, `val_top1_err`, `val_wer` go down)."""
     name = metric.lower()
     return any(word in name for word in _LOWER_IS_BETTER)
-
-
-def get_path(tree: Any, dotted: str, default: Any = None) -> Any:
-    """`tree['a']['b']` for `a.b`, or default when a level is missing."""
-    node = tree
-    for part in dotted.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return default
-    return node
 
 
 def model_name(recipe: dict[str, Any]) -> str:

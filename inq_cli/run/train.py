@@ -25,7 +25,7 @@ from inqnet.cli.errors import InqError
 from inqnet.cli.config.schema import Recipe
 from inqnet.cli.config.load import save_resolved
 from inqnet.modules.atomic import write_atomic
-from inqnet.cli.slurm.sbatch import requeue_resume_point
+from inqnet.cli.slurm.requeue import requeue_resume_point
 from inqnet.cli.run.callbacks import build_callbacks
 from inqnet.cli.run.folder import RUN_DIR_ENV, make_run_dir
 from inqnet.cli.run.loggers import build_loggers

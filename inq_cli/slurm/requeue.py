@@ -8,15 +8,21 @@ training batch, where every rank is, the ranks agree on the flags and then, toge
 - SIGUSR1: save `preempted.ckpt` in the run folder and requeue the job (`scontrol requeue`);
 - SIGTERM: stop (Lightning's SIGTERMException) and save `preempted.ckpt`.
 The requeued job resumes from the newest of it, Lightning's `hpc_ckpt_*.ckpt` and `last.ckpt`
-(`inqnet.cli.slurm.sbatch.resume_checkpoint`) with its INQ state: masks, n1 and bits are buffers in the
+(`resume_checkpoint`) with its INQ state: masks, n1 and bits are buffers in the
 weights, the stage count is the INQ callback's checkpointed state. Once the fit is over, stale
 `hpc_ckpt_*` files are removed: Lightning would load them into every later `trainer.test` under SLURM.
+
+This module also owns the job's identity (`slurm_job`): whether a process runs in a SLURM batch
+job, the id `scontrol requeue` takes, and the run folder name every rank and a requeued job share.
 """
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +32,63 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 
-from inqnet.cli.slurm.sbatch import PREEMPTED_CKPT, slurm_job_key
+PREEMPTED_CKPT = "preempted.ckpt"
+# Job names of interactive allocations (`salloc`, `srun --pty bash`), which Lightning does not treat as SLURM jobs.
+INTERACTIVE_JOB_NAMES = ("bash", "interactive")
 
 
-def slurm_job_id(env: Any = None) -> str | None:
-    """The id `scontrol requeue` takes (`<array job>_<task>` for array jobs)."""
+@dataclass(frozen=True)
+class SlurmJob:
+    """The SLURM batch job this process is a task of."""
+
+    job_id: str
+    array_job_id: str | None = None
+    array_task_id: str | None = None
+
+    @property
+    def requeue_id(self) -> str:
+        """The id `scontrol requeue` takes: `<array job>_<task>` for an array task, else the job id."""
+        if self.array_job_id and self.array_task_id:
+            return f"{self.array_job_id}_{self.array_task_id}"
+        return self.job_id
+
+    @property
+    def run_name(self) -> str:
+        """`slurm-<requeue id>`: the run folder name every rank and a requeued job agree on."""
+        return "slurm-" + re.sub(r"[^0-9_]", "", self.requeue_id)
+
+
+def slurm_job(env: Mapping[str, str] | None = None) -> SlurmJob | None:
+    """The SLURM batch job of this process, or None outside one.
+
+    Lightning's rule (`SLURMEnvironment.detect`): a job id, tasks started by SLURM (`SLURM_NTASKS`),
+    and not an interactive allocation (job name `bash`/`interactive`), where a run is an ordinary one.
+    """
     env = os.environ if env is None else env
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID")
+    job = env.get("SLURM_JOB_ID")
+    if not job or "SLURM_NTASKS" not in env or env.get("SLURM_JOB_NAME") in INTERACTIVE_JOB_NAMES:
+        return None
+    return SlurmJob(job, env.get("SLURM_ARRAY_JOB_ID") or None, env.get("SLURM_ARRAY_TASK_ID") or None)
+
+
+def resume_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint a requeued job should resume from, or None on a first start.
+
+    Candidates: Lightning's `hpc_ckpt_*.ckpt` (SIGUSR1), `preempted.ckpt` (SIGTERM) and `last*.ckpt`.
+    """
+    if not run_dir.is_dir():
+        return None
+    found = list(run_dir.glob("hpc_ckpt_*.ckpt")) + list(run_dir.rglob(PREEMPTED_CKPT))
+    found += list(run_dir.rglob("last*.ckpt"))
+    found = [p for p in found if p.is_file() and p.stat().st_size > 0]
+    if not found:
+        return None
+    return max(found, key=lambda p: p.stat().st_mtime_ns)
+
+
+def requeue_resume_point(run_dir: Path) -> Path | None:
+    """Inside a SLURM job: the checkpoint to resume from when the job was requeued, else None."""
+    return resume_checkpoint(run_dir) if slurm_job() else None
 
 
 class SlurmRequeue(Callback):
@@ -85,14 +139,14 @@ class SlurmRequeue(Callback):
             trainer._signal_connector.received_sigterm = True
 
     def _requeue(self) -> None:
-        job = slurm_job_id()
-        if not job:
+        job = slurm_job()
+        if job is None:
             return
-        code = subprocess.call(["scontrol", "requeue", job])
+        code = subprocess.call(["scontrol", "requeue", job.requeue_id])
         if code == 0:
-            rank_zero_info(f"Requeued SLURM job {job}")
+            rank_zero_info(f"Requeued SLURM job {job.requeue_id}")
         else:
-            rank_zero_warn(f"scontrol requeue {job} failed with exit code {code}")
+            rank_zero_warn(f"scontrol requeue {job.requeue_id} failed with exit code {code}")
 
     def on_train_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if trainer.is_global_zero:
@@ -106,4 +160,4 @@ class SlurmRequeue(Callback):
 
 def requeue_callbacks(run_dir: str | Path) -> list[Callback]:
     """The callbacks a run needs under SLURM (none outside a SLURM batch job)."""
-    return [SlurmRequeue(run_dir)] if slurm_job_key() else []
+    return [SlurmRequeue(run_dir)] if slurm_job() else []

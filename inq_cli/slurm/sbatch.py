@@ -1,30 +1,33 @@
-"""SLURM: the sbatch script `inq slurm` writes, its consistency checks, and requeue/resume support.
+"""SLURM: the sbatch script `inq slurm` writes and its consistency checks (inside the job:
+`inqnet.cli.slurm.requeue`).
 
 Lightning under SLURM needs `--nodes` = `trainer.num_nodes` and `--ntasks-per-node` = `trainer.devices`
 with `srun` launching one process per device; a mismatch hangs at "initializing distributed", so the
 numbers are checked here before anything is written. `--signal=SIGUSR1@90` + `--requeue` let
 Lightning save `hpc_ckpt_*.ckpt` in the run folder, requeue the job, and resume it; a plain
-`scontrol requeue` (SIGTERM) is covered by `RequeueCheckpoint`. The run folder is keyed on the job id
-so that every rank, and the requeued job, find the same folder.
+`scontrol requeue` (SIGTERM) is covered by `SlurmRequeue`. The run folder is keyed on the job id
+(`inqnet.cli.slurm.requeue.slurm_job`) so that every rank, and the requeued job, find the same folder.
 """
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from inqnet.cli.config.overrides import override_map, parse_override
 from inqnet.cli.errors import InqError
+from inqnet.cli.slurm.requeue import INTERACTIVE_JOB_NAMES
+from inqnet.modules.atomic import atomic_path
 
 # Lightning strategies that start their own processes cannot run under srun's one task per device.
 _SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook", "dp")
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$|^\d+-\d+$")
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
-PREEMPTED_CKPT = "preempted.ckpt"
 
 
 @dataclass
@@ -43,17 +46,6 @@ class SbatchSpec:
     workdir: str | None = None
     log_dir: str | None = None
     cpu_only: bool = False
-
-
-def override_map(overrides: list[str]) -> dict[str, str]:
-    """`key=value` overrides as a dict of raw text (the last one of a key wins, as in `inq train`)."""
-    out: dict[str, str] = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InqError(f"override {item!r}: expected key=value")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def time_minutes(text: str) -> float:
@@ -88,12 +80,13 @@ def check_spec(spec: SbatchSpec, recipe_trainer: Mapping[str, Any] | None = None
         ("trainer.num_nodes", spec.nodes, "--nodes"),
         ("trainer.devices", spec.gpus_per_node, "--gpus-per-node"),
     ):
-        if key in given and given[key] != str(want):
+        if key in given and str(given[key].value) != str(want):
             raise InqError(
-                f"{key}={given[key]} disagrees with {flag} {want}: Lightning must expect exactly the "
+                f"{given[key].text} disagrees with {flag} {want}: Lightning must expect exactly the "
                 "processes SLURM starts, or the job hangs (drop the override)"
             )
-    strategy = str(given.get("trainer.strategy", (recipe_trainer or {}).get("strategy", "auto")))
+    strategy = str(given["trainer.strategy"].value if "trainer.strategy" in given
+                   else (recipe_trainer or {}).get("strategy", "auto"))
     if strategy in _SPAWNING_STRATEGIES:
         raise InqError(
             f"trainer.strategy={strategy} starts its own processes; under srun use trainer.strategy=ddp"
@@ -103,7 +96,7 @@ def check_spec(spec: SbatchSpec, recipe_trainer: Mapping[str, Any] | None = None
     for value, flag in ((spec.partition, "--partition"), (spec.account, "--account"), (spec.job_name, "--job-name")):
         if value is not None and not _NAME.match(value):
             raise InqError(f"{flag} {value!r}: only letters, digits and . _ + - are allowed")
-    if spec.job_name in ("bash", "interactive"):
+    if spec.job_name in INTERACTIVE_JOB_NAMES:
         raise InqError(f"--job-name {spec.job_name}: Lightning treats such jobs as interactive, not SLURM")
 
 
@@ -116,7 +109,7 @@ def job_name_for(recipe: str) -> str:
 def train_command(spec: SbatchSpec) -> list[str]:
     """The command each task runs: `inq train RECIPE trainer.num_nodes=N trainer.devices=G ...`."""
     placed = ("trainer.num_nodes", "trainer.devices")
-    rest = [o for o in spec.overrides if o.partition("=")[0].strip() not in placed]
+    rest = [o for o in spec.overrides if parse_override(o).key not in placed]
     cmd = ["inq", "train", spec.recipe, f"trainer.num_nodes={spec.nodes}", f"trainer.devices={spec.gpus_per_node}"]
     return cmd + rest
 
@@ -167,11 +160,9 @@ def render_sbatch(spec: SbatchSpec, invocation: str | None = None) -> str:
 
 def write_script(path: Path, text: str) -> None:
     """Write the script atomically and make it executable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o755)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o755)
 
 
 def submit(script: Path) -> str:
@@ -187,43 +178,3 @@ def submit(script: Path) -> str:
     if not job_id:
         raise InqError(f"{script}: sbatch printed no job id")
     return job_id
-
-
-# --- inside the job: a run folder stable across requeues, and resuming from the newest checkpoint ---
-
-
-def slurm_job_key(env: Mapping[str, str] | None = None) -> str | None:
-    """`slurm-<job id>` (array: `slurm-<array job>_<task>`) inside a SLURM batch job, else None.
-
-    Interactive allocations (job name `bash`/`interactive`) are not treated as SLURM jobs, as in
-    Lightning, so a run there gets an ordinary timestamped folder.
-    """
-    env = os.environ if env is None else env
-    job = env.get("SLURM_JOB_ID")
-    if not job or "SLURM_NTASKS" not in env or env.get("SLURM_JOB_NAME") in ("bash", "interactive"):
-        return None
-    array_job, array_task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
-    if array_job and array_task:
-        job = f"{array_job}_{array_task}"
-    return "slurm-" + re.sub(r"[^0-9_]", "", job)
-
-
-def resume_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint a requeued job should resume from, or None on a first start.
-
-    Candidates: Lightning's `hpc_ckpt_*.ckpt` (SIGUSR1), `preempted.ckpt` (SIGTERM) and `last*.ckpt`.
-    """
-    if not run_dir.is_dir():
-        return None
-    found = list(run_dir.glob("hpc_ckpt_*.ckpt")) + list(run_dir.rglob(PREEMPTED_CKPT))
-    found += list(run_dir.rglob("last*.ckpt"))
-    found = [p for p in found if p.is_file() and p.stat().st_size > 0]
-    if not found:
-        return None
-    return max(found, key=lambda p: p.stat().st_mtime_ns)
-
-
-def requeue_resume_point(run_dir: Path) -> Path | None:
-    """Inside a SLURM job: the checkpoint to resume from when the job was requeued, else None."""
-    return resume_checkpoint(run_dir) if slurm_job_key() else None
-

@@ -10,11 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from inqnet.cli.config.overrides import is_key, read_value
 from inqnet.cli.errors import InqError
 
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 _RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
 
 
@@ -26,34 +24,13 @@ class GridAxis:
     values: tuple[Any, ...]
 
 
-def parse_value(text: str) -> Any:
-    """A grid value as a YAML scalar (`5` -> 5, `1e-4` -> 0.0001, `true` -> True), else the text."""
-    text = text.strip()
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, str) and _looks_like_float(value):
-        return float(value)
-    return value if value is not None or text.lower() in ("null", "~", "none") else text
-
-
-def _looks_like_float(text: str) -> bool:
-    """YAML 1.1 reads `1e-4` as a string; a user means the number."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def parse_axis(spec: str) -> GridAxis:
     """`key=lo..hi` (integers, both ends included) or `key=a,b,c` -> a GridAxis."""
     key, sep, rhs = spec.partition("=")
     key = key.strip()
     if not sep or not key:
         raise InqError(f"--grid {spec!r}: expected KEY=LO..HI or KEY=A,B,C")
-    if not _KEY.match(key):
+    if not is_key(key):
         raise InqError(f"--grid {spec!r}: {key!r} is not a dotted recipe key like inq.bits")
     rhs = rhs.strip()
     match = _RANGE.match(rhs)
@@ -66,7 +43,7 @@ def parse_axis(spec: str) -> GridAxis:
         parts = [p for p in rhs.split(",")]
         if not rhs or any(not p.strip() for p in parts):
             raise InqError(f"--grid {spec!r}: empty value in the list")
-        values = tuple(parse_value(p) for p in parts)
+        values = tuple(read_value(p, f"--grid {spec!r}") for p in parts)  # read as a `key=value` override
     if len(set(map(repr, values))) != len(values):
         raise InqError(f"--grid {spec!r}: a value appears twice")
     return GridAxis(key=key, values=values)

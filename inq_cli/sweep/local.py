@@ -7,7 +7,6 @@ A local sweep keeps a ledger (`points.json`) so that a second call skips the fin
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from typing import Any, Callable
 import yaml
 
 from inqnet.cli.sweep.grid import GridAxis, expand, point_name, point_overrides
+from inqnet.modules.atomic import write_atomic
 
 SWEEP_COMMAND_MACRO = "${args_no_hyphens}"
 LEDGER = "points.json"
@@ -51,18 +51,12 @@ def sweep_config(
 
 def write_yaml_atomic(path: Path, data: dict[str, Any], header: str = "") -> None:
     """Write YAML through a temporary file so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, header + yaml.safe_dump(data, sort_keys=False))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file (the ledger survives an interrupt mid-write)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 @dataclass

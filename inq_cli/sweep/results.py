@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 from inqnet.cli.errors import InqError
@@ -13,6 +12,7 @@ from inqnet.cli.report.outputs import write_report
 from inqnet.cli.report.tables import build_tables
 from inqnet.cli.run.folder import RunRecord, default_metric, load_run, metric_value
 from inqnet.cli.sweep.local import PointState
+from inqnet.modules.atomic import write_atomic
 
 
 def _load(state: PointState) -> RunRecord | None:
@@ -51,11 +51,7 @@ def collect_results(
     markdown = "\n".join(md_lines) + "\n"
     files = []
     for name, text in (("results.csv", buffer.getvalue()), ("results.md", markdown)):
-        path = out_dir / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-        files.append(path)
+        files.append(write_atomic(out_dir / name, text))
     finished = [r for r in runs.values() if r is not None]
     if chosen and finished:
         tables = build_tables(finished, [chosen])

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,15 +29,15 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from inqnet.kernels.packing import (MAX_BITS, MIN_BITS, PACKING, PackedWeight, invalid_code_count,
-                             matrix_shape, pack, packed_nbytes, padding_is_clean, slice_word_rows,
-                             unpack)
+from inqnet.kernels.packing import (CODE_LAYOUT, PACKING, PackedWeight, bits_problem,
+                             invalid_code_count, matrix_shape, pack, packed_nbytes,
+                             padding_is_clean, slice_word_rows, unpack)
 from inqnet.modules.errors import InputError
+from inqnet.modules.atomic import atomic_path
 
 MAGIC = "inq-quantized-model"
 FORMAT_VERSION = 1
 CODES_SUFFIX = ".inq_codes"
-CODE_LAYOUT = "code = sign << (bits-1) | v; v = 0 -> 0, v >= 1 -> 2^(n1 - m + v), m = 2^(bits-2)"
 _MAX_HEADER = 100 * 1024 * 1024
 FLOAT_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
@@ -104,16 +102,18 @@ def bytes_to_words(data: torch.Tensor, bits: int, shape: list[int]) -> torch.Ten
     return data.contiguous().view(torch.int32).reshape(sum(slice_word_rows(bits, k)), n)
 
 
+def _stream_dtype(bits: int) -> torch.dtype:
+    return torch.uint8 if bits <= 8 else torch.int16
+
+
 def codes_to_stream(codes: torch.Tensor, bits: int) -> bytes:
     """Codes one per byte (b <= 8) or as little-endian int16 (b = 9): what zstd compresses."""
-    dtype = torch.uint8 if bits <= 8 else torch.int16
-    return codes.reshape(-1).to(dtype).numpy().tobytes()
+    return codes.reshape(-1).to(_stream_dtype(bits)).numpy().tobytes()
 
 
 def stream_to_codes(data: bytes, bits: int, numel: int) -> torch.Tensor:
-    dtype = torch.uint8 if bits <= 8 else torch.int16
-    width = 1 if bits <= 8 else 2
-    if len(data) != numel * width:
+    dtype = _stream_dtype(bits)
+    if len(data) != numel * dtype.itemsize:
         raise ValueError(f"{len(data)} code bytes for {numel} weights at {bits} bits")
     return torch.frombuffer(bytearray(data), dtype=dtype).to(torch.int16)
 
@@ -123,15 +123,8 @@ def write_export(path: str | Path, tensors: dict[str, torch.Tensor], header: Exp
     path = Path(path)
     metadata = {"inq_magic": MAGIC, "inq_format_version": str(FORMAT_VERSION),
                 "inq_header": header.to_json()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
     return path.stat().st_size
 
 
@@ -204,8 +197,9 @@ def _parse_header(path: Path, metadata: dict[str, Any]) -> ExportHeader:
 def _check_layer(path: Path, name: str, rec: LayerRecord, data: torch.Tensor) -> PackedWeight:
     """Decode one layer's stored bytes into a PackedWeight, checking them against the record."""
     where = f"layer {name}"
-    if not (isinstance(rec.bits, int) and MIN_BITS <= rec.bits <= MAX_BITS):
-        raise QuantizedFormatError(path, f"{where}: bits {rec.bits!r} outside {MIN_BITS}..{MAX_BITS}")
+    problem = bits_problem(rec.bits)
+    if problem is not None:
+        raise QuantizedFormatError(path, f"{where}: bits {problem}")
     if not (isinstance(rec.shape, list) and rec.shape and all(isinstance(s, int) and s > 0
                                                               for s in rec.shape)):
         raise QuantizedFormatError(path, f"{where}: invalid shape {rec.shape!r}")
@@ -238,10 +232,9 @@ def _decompress(path: Path, where: str, data: torch.Tensor, rec: LayerRecord) ->
     import zstandard
 
     numel = matrix_shape(rec.shape)[0] * matrix_shape(rec.shape)[1]
-    width = 1 if rec.bits <= 8 else 2
     try:
         raw = zstandard.ZstdDecompressor().decompress(
-            tensor_bytes(data), max_output_size=numel * width)
+            tensor_bytes(data), max_output_size=numel * _stream_dtype(rec.bits).itemsize)
         return stream_to_codes(raw, rec.bits, numel)
     except (zstandard.ZstdError, ValueError) as err:
         raise QuantizedFormatError(path, f"{where}: zstd codes do not decode to shape "

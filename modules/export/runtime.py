@@ -9,15 +9,20 @@ grouped convolutions), and loads the float tensors. Outputs equal the fake-quant
 Architecture records (JSON in the export):
   {"kind": "registered", "name": N, "kwargs": {...}}   a builder registered with
                                                         `register_architecture(N)`
-  {"kind": "import", "target": "modules.pkg.mod:fn", "kwargs": {...}}   only inside `modules.`
+  {"kind": "import", "target": "inqnet.modules.networks.mod:fn", "kwargs": {...}}   only a public
+      builder of the project's network or task modules; files written before the `inqnet` root
+      name them `modules.networks.mod:fn`, which maps onto the same module (nothing else imports)
   {"kind": "ensemble", "members": [record, ...], "combine": "mean"}
   {"kind": "inq-module", "hparams": {"model", "data_info", "optimizer", "scheduler"}}
       an `inq` LightningModule rebuilt from its recipe sections, as `modules.load_model` does
   other kinds: builders added with `register_architecture_kind(kind, fn)`
+A network `build_architecture` returns carries its record as `inq_architecture`, which is where
+`export_model` finds it again for a network that is not an `inq` module.
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,7 +36,8 @@ from inqnet.modules.export.format import QuantizedFormatError, read_export
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
 ARCHITECTURE_KINDS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
-IMPORT_PREFIX = "modules."
+ARCHITECTURE_ATTR = "inq_architecture"  # the record a network was built from (see above)
+OLD_IMPORT_ROOT, IMPORT_ROOT = "modules.", "inqnet.modules."
 
 
 class _QuantLayer(nn.Module):
@@ -118,7 +124,39 @@ def register_architecture_kind(kind: str, builder: Callable[[dict[str, Any]], nn
 
 
 def build_architecture(record: dict[str, Any]) -> nn.Module:
-    """An untrained network from an architecture record (see the module docstring)."""
+    """An untrained network from an architecture record (see the module docstring), carrying the
+    record as its `inq_architecture`."""
+    network = _build(record)
+    if not hasattr(network, "hparams"):  # an `inq` module describes itself by its hparams
+        setattr(network, ARCHITECTURE_ATTR, record)
+    return network
+
+
+def _import_modules() -> set[str]:
+    """The modules an "import" record may name: the project's networks and task modules."""
+    import inqnet.modules.networks as networks
+    from inqnet.modules.registry import BUILTIN_ENTRY_MODULES
+
+    tasks = {m for m in BUILTIN_ENTRY_MODULES if m.startswith(IMPORT_ROOT + "tasks.")}
+    return {f"{networks.__name__}.{m.name}" for m in pkgutil.iter_modules(networks.__path__)} | tasks
+
+
+def _imported_builder(target: str) -> Callable[..., nn.Module]:
+    """The builder an "import" record names, old (`modules.x:fn`) or new (`inqnet.modules.x:fn`)."""
+    module_name, _, attr = target.partition(":")
+    if module_name.startswith(OLD_IMPORT_ROOT):
+        module_name = "inqnet." + module_name
+    known = _import_modules()
+    if module_name not in known or not attr.isidentifier() or attr.startswith("_"):
+        raise ValueError(f"architecture target {target!r} must name a public builder "
+                         f"'<module>:<builder>' in one of {sorted(known)}")
+    builder = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(builder):
+        raise ValueError(f"architecture target {target!r}: no builder {attr!r} in {module_name}")
+    return builder
+
+
+def _build(record: dict[str, Any]) -> nn.Module:
     kind = record.get("kind")
     if kind == "registered":
         builder = ARCHITECTURES.get(record.get("name", ""))
@@ -127,12 +165,7 @@ def build_architecture(record: dict[str, Any]) -> nn.Module:
                              f"(known: {sorted(ARCHITECTURES)})")
         return builder(**record.get("kwargs", {}))
     if kind == "import":
-        target = str(record.get("target", ""))
-        module_name, _, attr = target.partition(":")
-        if not module_name.startswith(IMPORT_PREFIX) or not attr:
-            raise ValueError(f"architecture target {target!r} must look like "
-                             f"'{IMPORT_PREFIX}package.module:builder'")
-        return getattr(importlib.import_module(module_name), attr)(**record.get("kwargs", {}))
+        return _imported_builder(str(record.get("target", "")))(**record.get("kwargs", {}))
     if kind == "ensemble":
         members = [build_architecture(m) for m in record.get("members", [])]
         return QuantizedEnsemble(members, record.get("combine", "mean"))
@@ -214,10 +247,12 @@ def load_quantized(path: str | Path, network: nn.Module | None = None,
     except (ValueError, AttributeError) as err:
         raise QuantizedFormatError(path, f"export does not fit the network: {err}") from None
     result = network.load_state_dict(exported.floats, strict=False)
+    from inqnet.modules.inq.state import is_inq_buffer
+
     quant_buffers = {f"{n}.codes" for n, m in network.named_modules()
                      if isinstance(m, _QuantLayer)}
     missing = [k for k in result.missing_keys
-               if k not in quant_buffers and k not in exported.packed and "_inq_" not in k]
+               if k not in quant_buffers and k not in exported.packed and not is_inq_buffer(k)]
     if missing or result.unexpected_keys:
         raise QuantizedFormatError(path, f"export does not fit the network (missing "
                                          f"{missing[:3]}, unexpected {result.unexpected_keys[:3]})")

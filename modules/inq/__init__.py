@@ -12,13 +12,12 @@ from inqnet.modules.inq.math import (
     grow_mask,
     in_levels,
     levels,
-    num_magnitudes,
     partition_scores,
     quantize,
     round_exponent,
     validate_portions,
 )
-from inqnet.modules.inq.schedule import StageSchedule, restart_lr
+from inqnet.modules.inq.schedule import InqClock, restart_lr
 from inqnet.modules.inq.state import (
     LayerReport,
     Target,
@@ -30,8 +29,8 @@ from inqnet.modules.inq.state import (
 )
 
 __all__ = [
-    "INQCallback", "LayerReport", "StageSchedule", "Target", "attach_buffers", "exponent_range",
-    "frozen_target", "grow_mask", "in_levels", "layer_report", "levels", "num_magnitudes",
+    "INQCallback", "InqClock", "LayerReport", "Target", "attach_buffers", "exponent_range",
+    "frozen_target", "grow_mask", "in_levels", "layer_report", "levels",
     "partition_scores", "prepare_state_dict_buffers", "quantize", "restart_lr", "round_exponent",
     "select_targets", "tracked_targets", "validate_portions",
 ]

@@ -10,22 +10,21 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from inqnet.modules.inq.schedule import InqClock
+
 
 class FloatBaseline(pl.Callback):
     """Records `val/*` metrics and saves a checkpoint when the float phase ends.
 
     Place it before `INQCallback` in the callback list so it runs before the first quantization.
-    The float phase ends at epoch `float_epochs` (epoch clock) or step `float_steps` (step clock);
-    with no float phase (0) there is nothing to record. The record travels in checkpoints, so a
-    resumed run still knows its baseline.
+    The float phase ends where INQ's ``clock`` says (`InqClock.float_ends`); with no float phase
+    (length 0) there is nothing to record. The record travels in checkpoints, so a resumed run
+    still knows its baseline.
     """
 
-    def __init__(self, float_epochs: int = 0, float_steps: int = 0, step_mode: bool = False,
-                 checkpoint_path: str | Path | None = None) -> None:
+    def __init__(self, clock: InqClock, checkpoint_path: str | Path | None = None) -> None:
         super().__init__()
-        self.float_epochs = int(float_epochs)
-        self.float_steps = int(float_steps)
-        self.step_mode = step_mode
+        self.clock = clock
         self.checkpoint_path = None if checkpoint_path is None else str(checkpoint_path)
         self.metrics: dict[str, float] = {}
         self.done = False
@@ -36,14 +35,16 @@ class FloatBaseline(pl.Callback):
         if self.checkpoint_path is not None:
             trainer.save_checkpoint(self.checkpoint_path, weights_only=True)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.step_mode and not self.done and 0 < self.float_epochs == trainer.current_epoch:
+    def _at(self, trainer: pl.Trainer, hook: str) -> None:
+        if not self.done and self.clock.float_length > 0 and self.clock.float_ends(trainer, hook):
             self._record(trainer)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._at(trainer, "epoch")
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        if self.step_mode and not self.done and 0 < self.float_steps == trainer.global_step:
-            self._record(trainer)
+        self._at(trainer, "batch")
 
     def state_dict(self) -> dict[str, Any]:
         return {"metrics": dict(self.metrics), "done": self.done}

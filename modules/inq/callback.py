@@ -19,8 +19,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from inqnet.modules.inq.math import check_bits, exponent_range, freeze_stage_, max_abs
-from inqnet.modules.inq.schedule import StageSchedule, restart_lr
+from inqnet.kernels.packing import check_bits
+from inqnet.modules.inq.footprint import frozen_fraction
+from inqnet.modules.inq.math import exponent_range, freeze_stage_, max_abs, validate_portions
+from inqnet.modules.inq.schedule import InqClock, restart_lr
 from inqnet.modules.inq.state import BITS, MASK, N1, UNSET, Target, attach_buffers, layer_report, select_targets
 
 _UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel")
@@ -62,10 +64,9 @@ class INQCallback(pl.Callback):
         log_stats: bool = True,
     ) -> None:
         self.bits = check_bits(bits)
-        if steps_per_stage is None:
-            self.schedule = StageSchedule.build(portions, float_epochs, epochs_per_stage, "epoch")
-        else:
-            self.schedule = StageSchedule.build(portions, float_steps, steps_per_stage, "step")
+        self.portions = validate_portions(portions)
+        self.clock = InqClock.of(len(self.portions), epochs_per_stage=epochs_per_stage, float_epochs=float_epochs,
+                                 steps_per_stage=steps_per_stage, float_steps=float_steps)
         if max_value is not None and not float(max_value) > 0:
             raise ValueError(f"max_value must be > 0 (got {max_value!r})")
         if strategy not in ("magnitude", "random"):
@@ -98,14 +99,13 @@ class INQCallback(pl.Callback):
             self._check_length(trainer)
 
     def _check_length(self, trainer: pl.Trainer) -> None:
-        sched = self.schedule
-        need = sched.last_stage_start + 1
-        limit = trainer.max_epochs if sched.unit == "epoch" else trainer.max_steps
-        if limit is not None and limit != -1 and limit < need:
-            what = "epochs" if sched.unit == "epoch" else "steps"
+        clock = self.clock
+        limit = getattr(trainer, clock.limit_key)
+        if limit is not None and limit != -1 and limit < clock.min_length:
             raise ValueError(
-                f"INQ's last stage starts at {what[:-1]} {sched.last_stage_start}, so it needs "
-                f"max_{what} >= {need} (got {limit}): raise trainer.max_{what} or shorten the schedule")
+                f"INQ's last stage starts at {clock.unit} {clock.last_stage_start}, so it needs "
+                f"{clock.limit_key} >= {clock.min_length} (got {limit}): raise trainer.{clock.limit_key} or "
+                "shorten the schedule")
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for target in self._targets:
@@ -119,17 +119,14 @@ class INQCallback(pl.Callback):
             self._by_optimizer[id(optimizer)] = [t for t in self._targets if id(t.param) in owned]
             self._hooks.append(optimizer.register_step_pre_hook(self._before_step))
             self._hooks.append(optimizer.register_step_post_hook(self._after_step))
-        if self.schedule.unit == "step":
-            self._advance(trainer, pl_module, trainer.global_step)
+        self._tick(trainer, pl_module, "batch")  # a step clock: catch up before the first batch
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.schedule.unit == "epoch":
-            self._advance(trainer, pl_module, trainer.current_epoch)
+        self._tick(trainer, pl_module, "epoch")
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        if self.schedule.unit == "step":
-            self._advance(trainer, pl_module, trainer.global_step)
+        self._tick(trainer, pl_module, "batch")
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
@@ -144,7 +141,7 @@ class INQCallback(pl.Callback):
         self._remove_hooks()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"stages_done": self.stages_done, "bits": self.bits, "portions": list(self.schedule.portions)}
+        return {"stages_done": self.stages_done, "bits": self.bits, "portions": list(self.portions)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.stages_done = int(state_dict["stages_done"])
@@ -179,8 +176,11 @@ class INQCallback(pl.Callback):
         self._hooks, self._by_optimizer = [], {}
 
     # ------------------------------------------------------------------ stages
-    def _advance(self, trainer: pl.Trainer, pl_module: pl.LightningModule, position: int) -> None:
-        due = self.schedule.stages_due(position)
+    def _tick(self, trainer: pl.Trainer, pl_module: pl.LightningModule, hook: str) -> None:
+        position = self.clock.tick(trainer, hook)
+        if position is None:  # not where this clock ticks
+            return
+        due = self.clock.stages_due(position)
         if due <= self.stages_done:
             return
         while self.stages_done < due:
@@ -195,7 +195,7 @@ class INQCallback(pl.Callback):
     @torch.no_grad()
     def apply_stage(self, stage: int) -> None:
         """Freeze every target up to portion σ_stage (fixing n1 the first time). Pure in the weights."""
-        portion = self.schedule.portions[stage]
+        portion = self.portions[stage]
         for index, target in enumerate(self._targets):
             weight, mask, n1_buf = target.param, target.buffer(MASK), target.buffer(N1)
             if int(n1_buf) == UNSET:
@@ -220,7 +220,7 @@ class INQCallback(pl.Callback):
         total = sum(r.numel for r in rows)
         metrics: dict[str, float] = {
             "inq/stage": float(self.stages_done),
-            "inq/frozen_fraction": sum(r.frozen_fraction * r.numel for r in rows) / total,
+            "inq/frozen_fraction": frozen_fraction(rows),
             "inq/zero_fraction": sum(r.zero_fraction * r.numel for r in rows) / total,
         }
         for r in rows:
@@ -234,4 +234,4 @@ class INQCallback(pl.Callback):
     @property
     def finished(self) -> bool:
         """True once the last stage (σN = 1) has been applied."""
-        return self.stages_done >= self.schedule.num_stages
+        return self.stages_done >= self.clock.stages

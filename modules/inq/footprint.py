@@ -1,9 +1,14 @@
-"""Weight memory of an INQ model: b bits per quantized weight vs 32 bits per float parameter."""
+"""Weight memory of an INQ model: b bits per quantized weight vs 32 bits per float parameter.
+
+The one home of INQ's progress figures: the frozen fraction, the compression ratio (logged during
+training by `monitor.InqTracker` and the callback) and the footprint `inq verify` and the run
+summary print.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from torch import nn
 
@@ -11,6 +16,35 @@ if TYPE_CHECKING:
     from inqnet.modules.inq import LayerReport
 
 FLOAT_BITS = 32
+
+
+class _Layer(Protocol):
+    bits: int
+    numel: int
+    frozen_fraction: float
+
+
+def reduction(weights: float, quantized: float, quantized_bits: float) -> float:
+    """Float size of ``weights`` entries over their size when ``quantized`` of them take
+    ``quantized_bits`` bits in all and the rest FLOAT_BITS each; 1.0 when there is nothing."""
+    stored = quantized_bits + FLOAT_BITS * (weights - quantized)
+    return FLOAT_BITS * weights / stored if stored else 1.0
+
+
+def frozen_fraction(layers: Iterable[_Layer]) -> float:
+    """Fraction of all quantizable weights that are frozen (weighted by layer size)."""
+    layers = list(layers)
+    total = sum(layer.numel for layer in layers)
+    return sum(layer.numel * layer.frozen_fraction for layer in layers) / total if total else 0.0
+
+
+def compression_ratio(layers: Iterable[_Layer]) -> float:
+    """32-bit storage of the quantizable weights over their storage now: frozen entries take
+    `bits` bits, the float remainder 32. Fully quantized at b bits this is 32/b (5 bits -> 6.4)."""
+    layers = list(layers)
+    frozen = [layer.numel * layer.frozen_fraction for layer in layers]
+    return reduction(sum(layer.numel for layer in layers), sum(frozen),
+                     sum(f * int(layer.bits) for f, layer in zip(frozen, layers)))
 
 
 @dataclass(frozen=True)
@@ -36,13 +70,12 @@ class Footprint:
     @property
     def quantized_reduction(self) -> float:
         """32/b over the quantized weights alone (5 bits -> 6.4x); 1.0 when nothing is quantized."""
-        return FLOAT_BITS * self.quantized / self.quantized_bits if self.quantized_bits else 1.0
+        return reduction(self.quantized, self.quantized, self.quantized_bits)
 
     @property
     def model_reduction(self) -> float:
         """Float size over quantized size, measured over all the model's parameters."""
-        stored = self.quantized_bits + FLOAT_BITS * (self.parameters - self.quantized)
-        return FLOAT_BITS * self.parameters / stored if stored else 1.0
+        return reduction(self.parameters, self.quantized, self.quantized_bits)
 
 
 def footprint_from_reports(reports: Iterable[LayerReport], parameters: int) -> Footprint:

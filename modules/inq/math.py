@@ -20,22 +20,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from inqnet.kernels.packing import lowest_exponent
 from inqnet.modules.inq.fast import abs_max_f32, exponents_fit, freeze_magnitude_f32_, quantize_f32
 
-MIN_BITS = 2
-MAX_BITS = 9
-
-
-def check_bits(bits: int) -> int:
-    """Return ``bits`` if it is an int in [2, 9], else raise ValueError."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(f"bits must be an integer in [{MIN_BITS}, {MAX_BITS}] (got {bits!r})")
-    return bits
-
-
-def num_magnitudes(bits: int) -> int:
-    """Number of non-zero magnitudes 2^n2..2^n1 that ``bits`` bits encode: 2^(b-2)."""
-    return 2 ** (check_bits(bits) - 2)
+# Bit-width bounds, check_bits and the magnitude count m = 2^(b-2) are the code space's, owned by
+# inqnet.kernels.packing; n2 = n1 + 1 - m is its `lowest_exponent`.
 
 
 def round_exponent(magnitude: float) -> int:
@@ -57,12 +46,12 @@ def exponent_range(max_abs: float, bits: int) -> tuple[int, int]:
     to, which ``round_exponent`` computes without floating-point log error at the boundaries.
     """
     n1 = round_exponent(float(max_abs))
-    return n1, n1 + 1 - num_magnitudes(bits)
+    return n1, lowest_exponent(bits, n1)
 
 
 def levels(bits: int, n1: int) -> Tensor:
     """The sorted set P = {0, ±2^n2, ..., ±2^n1} as a float64 tensor."""
-    n2 = n1 + 1 - num_magnitudes(bits)
+    n2 = lowest_exponent(bits, n1)
     pos = [math.ldexp(1.0, k) for k in range(n2, n1 + 1)]
     return torch.tensor(sorted([-p for p in pos] + [0.0] + pos), dtype=torch.float64)
 
@@ -73,7 +62,7 @@ def quantize(weight: Tensor, bits: int, n1: int) -> Tensor:
     Works on the float's exponent (``torch.frexp``), so boundaries such as 0.75·2^k and 1.5·2^n1
     are decided exactly; values too large clip to ±2^n1, values below 2^(n2-1) become 0.
     """
-    n2 = n1 + 1 - num_magnitudes(bits)
+    n2 = lowest_exponent(bits, n1)
     w = weight.detach()
     if w.dtype in (torch.float32, torch.float16, torch.bfloat16) and exponents_fit(n2, n1):
         return quantize_f32(w.float(), n2, n1).to(weight.dtype)
@@ -150,7 +139,7 @@ def freeze_stage_(weight: Tensor, mask: Tensor, portion: float, bits: int, n1: i
     float32 magnitude partitions take the chunked bit path of ``fast.py``; everything else uses
     ``grow_mask`` + ``quantize``. Both give the same result.
     """
-    n2 = n1 + 1 - num_magnitudes(bits)
+    n2 = lowest_exponent(bits, n1)
     target = frozen_target(mask.numel(), portion)
     if (strategy == "magnitude" and weight.dtype == torch.float32 and weight.is_contiguous()
             and exponents_fit(n2, n1)):

@@ -7,41 +7,13 @@ and survives a resume (its counters are checkpointed with the callback's state).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-FLOAT_BITS = 32
-
-
-class _Layer(Protocol):
-    name: str
-    bits: int
-    numel: int
-    frozen_fraction: float
-
-
-def frozen_fraction(layers: Iterable[_Layer]) -> float:
-    """Fraction of all quantizable weights that are frozen (weighted by layer size)."""
-    layers = list(layers)
-    total = sum(layer.numel for layer in layers)
-    return sum(layer.numel * layer.frozen_fraction for layer in layers) / total if total else 0.0
-
-
-def compression_ratio(layers: Iterable[_Layer]) -> float:
-    """32-bit storage of the quantizable weights over their storage now: frozen entries take
-    `bits` bits, the float remainder 32. Fully quantized at b bits this is 32/b (5 bits -> 6.4)."""
-    layers = list(layers)
-    total = sum(layer.numel for layer in layers)
-    if not total:
-        return 1.0
-    stored = sum(
-        layer.numel * (layer.frozen_fraction * int(layer.bits) + (1.0 - layer.frozen_fraction) * FLOAT_BITS)
-        for layer in layers
-    )
-    return FLOAT_BITS * total / stored
+from inqnet.modules.inq.footprint import compression_ratio, frozen_fraction
 
 
 def _inq_callback(trainer: "pl.Trainer") -> Any | None:

@@ -1,47 +1,96 @@
-"""When INQ stages start, and how the learning-rate schedule restarts at each stage."""
+"""INQ's clock (when the float phase ends, when each stage starts, how long it all runs) and how the
+learning-rate schedule restarts at each stage."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from inqnet.modules.inq.math import validate_portions
-
 
 @dataclass(frozen=True)
-class StageSchedule:
-    """Stage k starts at ``start + k * length`` (epochs or optimizer steps, per ``unit``)."""
+class InqClock:
+    """INQ's clock, the one place its phases are worked out: ``float_length`` epochs (or optimizer
+    steps, when ``step_mode``) of float training, then ``stages`` stages of ``stage_length`` each.
 
-    portions: tuple[float, ...]
-    start: int
-    length: int
-    unit: str  # "epoch" or "step"
+    Stage k starts at ``float_length + k * stage_length``; the float phase ends where stage 0 starts.
+    """
+
+    float_length: int
+    stage_length: int
+    stages: int
+    step_mode: bool = False
+
+    def __post_init__(self) -> None:
+        unit = self.unit
+        for value, name, low in ((self.float_length, f"float_{unit}s", 0),
+                                 (self.stage_length, f"{unit}s_per_stage", 1), (self.stages, "stages", 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low} (got {value!r})")
 
     @classmethod
-    def build(cls, portions: Sequence[float], start: int, length: int, unit: str) -> StageSchedule:
-        if unit not in ("epoch", "step"):
-            raise ValueError(f"unit must be 'epoch' or 'step' (got {unit!r})")
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ValueError(f"float_{unit}s must be an integer >= 0 (got {start!r})")
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ValueError(f"{unit}s_per_stage must be an integer >= 1 (got {length!r})")
-        return cls(validate_portions(portions), start, length, unit)
+    def of(cls, stages: int, *, epochs_per_stage: int | None = 2, float_epochs: int = 0,
+           steps_per_stage: int | None = None, float_steps: int = 0) -> InqClock:
+        """The clock INQCallback's (and a recipe's `inq` section's) arguments describe: steps when
+        ``steps_per_stage`` is set, else epochs."""
+        if steps_per_stage is not None:
+            return cls(float_steps, steps_per_stage, stages, step_mode=True)
+        return cls(float_epochs, epochs_per_stage, stages)  # type: ignore[arg-type]  # checked in __post_init__
 
     @property
-    def num_stages(self) -> int:
-        return len(self.portions)
+    def unit(self) -> str:
+        """``"step"`` or ``"epoch"``: what the lengths count."""
+        return "step" if self.step_mode else "epoch"
 
-    def stages_due(self, position: int) -> int:
-        """How many stages have started once ``position`` (epoch or step index) is reached."""
-        if position < self.start:
-            return 0
-        return min(self.num_stages, (position - self.start) // self.length + 1)
+    @property
+    def limit_key(self) -> str:
+        """The Trainer argument that bounds a run on this clock: ``max_steps`` or ``max_epochs``."""
+        return f"max_{self.unit}s"
+
+    @property
+    def stage_starts(self) -> tuple[int, ...]:
+        """The epoch (or step) at which each stage quantizes its share."""
+        return tuple(self.float_length + k * self.stage_length for k in range(self.stages))
 
     @property
     def last_stage_start(self) -> int:
-        return self.start + (self.num_stages - 1) * self.length
+        """The epoch (or step) at which the last stage quantizes everything that is left."""
+        return self.stage_starts[-1]
+
+    @property
+    def min_length(self) -> int:
+        """The shortest run (epochs or steps) in which every stage starts."""
+        return self.last_stage_start + 1
+
+    @property
+    def total(self) -> int:
+        """Epochs (or steps) for every stage, the last included, to run its full length."""
+        return self.float_length + self.stages * self.stage_length
+
+    def stages_due(self, position: int) -> int:
+        """How many stages have started once ``position`` (epoch or step index) is reached."""
+        if position < self.float_length:
+            return 0
+        return min(self.stages, (position - self.float_length) // self.stage_length + 1)
+
+    def tick(self, trainer: Any, hook: str) -> int | None:
+        """The trainer's position on this clock when ``hook`` is where the clock ticks, else None.
+
+        ``hook`` is ``"epoch"`` (a training epoch starts) or ``"batch"`` (a training batch starts):
+        an epoch clock reads ``trainer.current_epoch`` at epoch starts, a step clock reads
+        ``trainer.global_step`` (the optimizer step about to run) at batch starts.
+        """
+        if hook not in ("epoch", "batch"):
+            raise ValueError(f"hook must be 'epoch' or 'batch' (got {hook!r})")
+        if (hook == "batch") != self.step_mode:
+            return None
+        return int(trainer.global_step if self.step_mode else trainer.current_epoch)
+
+    def float_ends(self, trainer: Any, hook: str) -> bool:
+        """True at the hook where float training is over and stage 0 is about to quantize."""
+        return self.tick(trainer, hook) == self.float_length
 
 
 def _reset_one(scheduler: object) -> None:

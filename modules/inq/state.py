@@ -8,6 +8,11 @@ For a parameter ``<p>`` (usually ``weight``) of a module, INQ registers three bu
 
 Buffers travel with ``state_dict`` (checkpoints, DDP) and survive a resume, and the frozen values are
 the parameter's own entries, so no copy is kept.
+
+This file owns the buffer names (``is_inq_buffer``), the walk over the parameters that carry them
+(``tracked_targets``) and what "fully quantized" means (``Target.fully_quantized``: every entry
+frozen; ``is_fully_quantized`` for a whole model). The callback, ``inq verify``, the exporter and
+the run's checkpointing all use these.
 """
 from __future__ import annotations
 
@@ -18,9 +23,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from inqnet.modules.inq.math import in_levels, num_magnitudes
+from inqnet.kernels.packing import lowest_exponent
+from inqnet.modules.errors import InputError
+from inqnet.modules.inq.math import in_levels
 
 MASK, N1, BITS = "_inq_mask", "_inq_n1", "_inq_bits"
+SUFFIXES = (MASK, N1, BITS)
 UNSET = -(2**30)
 _DEFAULT_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                   nn.ConvTranspose3d)
@@ -39,7 +47,21 @@ class Target:
         return getattr(self.module, self.attr)
 
     def buffer(self, suffix: str) -> Tensor:
-        return getattr(self.module, self.attr + suffix)
+        """One of this parameter's INQ buffers (MASK, N1, BITS); InputError naming it if absent."""
+        value = self.module._buffers.get(self.attr + suffix)
+        if value is None:
+            raise InputError(f"parameter {self.name} has INQ state but no {self.attr + suffix} buffer")
+        return value
+
+    @property
+    def fully_quantized(self) -> bool:
+        """The one definition: every entry is frozen (so, once INQ has started, in P)."""
+        return bool(self.buffer(MASK).all())
+
+
+def is_inq_buffer(name: str) -> bool:
+    """True for the name of an INQ buffer, or a state-dict key ending in one."""
+    return name.endswith(SUFFIXES)
 
 
 def _default_param(module: nn.Module, attr: str) -> bool:
@@ -79,30 +101,40 @@ def attach_buffers(target: Target, bits: int) -> None:
 
 
 def tracked_targets(model: nn.Module) -> Iterator[Target]:
-    """Every parameter of ``model`` that carries INQ buffers."""
+    """The INQ buffer walker: every parameter of ``model`` that carries INQ buffers, in
+    ``named_modules`` (state-dict) order."""
     for mod_name, module in model.named_modules():
         for attr, _ in module.named_parameters(recurse=False):
-            if hasattr(module, attr + MASK):
+            if attr + MASK in module._buffers:
                 yield Target(f"{mod_name}.{attr}" if mod_name else attr, module, attr)
+
+
+def is_fully_quantized(model: nn.Module) -> bool:
+    """True when ``model`` holds INQ state and every tracked parameter is fully quantized."""
+    targets = list(tracked_targets(model))
+    return bool(targets) and all(t.fully_quantized for t in targets)
 
 
 def prepare_state_dict_buffers(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
     """Register on a fresh ``model`` the INQ buffers that ``state_dict`` carries.
 
     Lets ``model.load_state_dict(state_dict)`` work on a model built without the callback, e.g.
-    when evaluating or exporting a checkpoint.
+    when evaluating or exporting a checkpoint. InputError, naming the key, for INQ state of a
+    parameter the model lacks or a mask without its bits buffer.
     """
     modules = dict(model.named_modules())
-    for key, value in state_dict.items():
+    for key in state_dict:
         if not key.endswith(MASK):
             continue
-        mod_name, _, buf = key.rpartition(".")
-        attr = buf[: -len(MASK)]
+        name = key[: -len(MASK)]
+        mod_name, _, attr = name.rpartition(".")
         module = modules.get(mod_name)
         if module is None or not isinstance(getattr(module, attr, None), nn.Parameter):
-            raise KeyError(f"state dict has INQ state for {key!r} but the model has no parameter there")
-        bits = int(state_dict.get(f"{mod_name}.{attr}{BITS}" if mod_name else f"{attr}{BITS}", 5))
-        attach_buffers(Target(key[: -len(MASK)], module, attr), bits)
+            raise InputError(f"state dict has INQ state for {key!r} but the model has no parameter there")
+        bits = state_dict.get(name + BITS)
+        if bits is None:
+            raise InputError(f"state dict has {key!r} but no {name + BITS!r} (the layer's bit width)")
+        attach_buffers(Target(name, module, attr), int(bits))
 
 
 @dataclass(frozen=True)
@@ -118,10 +150,7 @@ class LayerReport:
     in_p_fraction: float
     zero_fraction: float
     started: bool
-
-    @property
-    def fully_quantized(self) -> bool:
-        return self.started and self.in_p_fraction == 1.0
+    fully_quantized: bool  # Target.fully_quantized
 
 
 def layer_report(model: nn.Module) -> list[LayerReport]:
@@ -135,7 +164,8 @@ def layer_report(model: nn.Module) -> list[LayerReport]:
         in_p = float(in_levels(w, bits, n1).sum()) / numel if started else 0.0
         rows.append(LayerReport(
             name=t.name, bits=bits, n1=n1 if started else None,
-            n2=n1 + 1 - num_magnitudes(bits) if started else None, numel=numel,
+            n2=lowest_exponent(bits, n1) if started else None, numel=numel,
             frozen_fraction=float(t.buffer(MASK).sum()) / numel, in_p_fraction=in_p,
-            zero_fraction=float((w == 0).sum()) / numel, started=started))
+            zero_fraction=float((w == 0).sum()) / numel, started=started,
+            fully_quantized=t.fully_quantized))
     return rows

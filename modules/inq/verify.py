@@ -33,18 +33,14 @@ class LayerCheck:
     outside_p: int  # frozen entries outside P
 
     @property
-    def fully_quantized(self) -> bool:
-        return bool(self.report.started) and self.report.frozen_fraction >= FULL
-
-    @property
     def ok(self) -> bool:
-        return self.outside_p == 0 and (not self.fully_quantized or self.report.in_p_fraction >= FULL)
+        return self.outside_p == 0 and (not self.report.fully_quantized or self.report.in_p_fraction >= FULL)
 
     @property
     def status(self) -> str:
         if not self.ok:
             return f"FAIL ({self.outside_p} frozen outside P)" if self.outside_p else "FAIL (weights outside P)"
-        if self.fully_quantized:
+        if self.report.fully_quantized:
             return "ok"
         return "partial" if self.report.started else "float"
 

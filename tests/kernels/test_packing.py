@@ -77,3 +77,38 @@ def test_dirty_padding_is_detected() -> None:
 def test_unpack_checks_shape() -> None:
     with pytest.raises(ValueError, match="expected"):
         unpack(torch.zeros(3, 4, dtype=torch.int32), 4, 4, 9)
+
+
+# ----------------------------------------------------------------------------- the b-bit code space
+@pytest.mark.parametrize("bits,problem", [
+    (1, "must be >= 2 (got 1)"), (10, "must be <= 9 (got 10)"), (True, "must be an integer (got True)"),
+    (4.0, "must be an integer (got 4.0)"), ("5", "must be an integer (got '5')"),
+])
+def test_bit_width_check_is_one_function(bits, problem: str) -> None:  # type: ignore[no-untyped-def]
+    """The recipe schema, INQCallback, the INQ math and the export reader all say this."""
+    from inqnet.modules.inq import INQCallback, exponent_range
+
+    assert packing.bits_problem(bits) == problem
+    for check in (packing.check_bits, packing.magnitude_count, lambda b: exponent_range(1.0, b),
+                  lambda b: INQCallback(bits=b)):
+        with pytest.raises(ValueError, match=f"^bits {problem}".replace("(", r"\(").replace(")", r"\)")):
+            check(bits)
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_code_space_is_shared_with_the_inq_math(bits: int) -> None:
+    from inqnet.modules.inq import exponent_range, levels
+
+    assert packing.bits_problem(bits) is None and packing.check_bits(bits) == bits
+    m = packing.magnitude_count(bits)
+    n1, n2 = exponent_range(3.0, bits)
+    assert m == 2 ** (bits - 2) and n2 == packing.lowest_exponent(bits, n1) == n1 + 1 - m
+    valid = torch.tensor([c for c in range(1 << bits) if invalid_code_count(torch.tensor([c]), bits) == 0])
+    assert len(valid) == 2 * m + 1  # zero and m magnitudes of each sign
+    assert decode(valid, bits, n1, torch.float64).sort().values.tolist() == levels(bits, n1).tolist()
+
+
+def test_code_fields_split_sign_and_index() -> None:
+    codes = torch.tensor([0, 1, 8, 0b10011, 0b11000], dtype=torch.int16)
+    sign, v = packing.code_fields(codes, 5)
+    assert sign.tolist() == [0, 0, 0, 1, 1] and v.tolist() == [0, 1, 8, 3, 8]

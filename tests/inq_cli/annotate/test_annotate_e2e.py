@@ -16,7 +16,7 @@ import torch
 from inqnet.cli.annotate.rounds import AnnotateState, annotate
 from inqnet.cli.annotate.fcns import load_fcns
 from inqnet.cli.config.load import load_recipe
-from inqnet.cli.run.callbacks import inq_complete
+from inqnet.modules.inq.state import is_fully_quantized
 from inqnet.modules.registry import data_entry
 from tests.inq_cli.annotate.annotate_fixtures import nt_recipe, tiny_glas, tiny_recipe
 from tests.inq_cli.clirunner import REPO, cli_env, run_cli
@@ -90,7 +90,7 @@ def test_quantized_suggestive_fcns_are_fully_quantized(run: tuple[Path, Path, st
     recipe, run_dir, _ = run
     round_, fcns = load_fcns(run_dir / "fcns.pt", load_recipe(recipe), {"in_channels": 3})
     assert round_ == 2 and len(fcns) == 2
-    assert all(inq_complete(f.module) for f in fcns)
+    assert all(is_fully_quantized(f.module) for f in fcns)
     assert not any("_inq_" in k for f in fcns for k in f.float_state)
 
 
@@ -123,7 +123,7 @@ def test_finetuning_between_rounds(glas: Path, tmp_path: Path) -> None:
     assert proc.stdout.count("fine-tuned for round 2") == 2
     run_dir = (tmp_path / "runs" / "ft" / "latest").resolve()
     _, fcns = load_fcns(run_dir / "fcns.pt", load_recipe(recipe), {"in_channels": 3})
-    assert all(inq_complete(f.module) for f in fcns)  # INQ's stages ran again after fine-tuning
+    assert all(is_fully_quantized(f.module) for f in fcns)  # INQ's stages ran again after fine-tuning
 
 
 def test_network_training_on_the_suggestions(run: tuple[Path, Path, str], glas: Path, tmp_path: Path) -> None:

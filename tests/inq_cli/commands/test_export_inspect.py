@@ -67,6 +67,9 @@ def _bad_files(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     def wrong_shape(h):
         h["quantized"]["head.0.weight"]["shape"] = [12, 17]
 
+    def wrong_bits(h):
+        h["quantized"]["head.0.weight"]["bits"] = 10
+
     return {
         "truncated": (truncated, "truncated"),
         "tampered": (_flip_last_data_byte(good, tmp / "tampered.inq.safetensors"),
@@ -79,6 +82,8 @@ def _bad_files(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
                     "unsupported format version '7'"),
         "shape": (_rewrite(good, tmp / "shape.inq.safetensors", edit_header=wrong_shape),
                   "layer head.0.weight: 144 bytes of codes, shape [12, 17] at 5 bits needs 192"),
+        "bits": (_rewrite(good, tmp / "bits.inq.safetensors", edit_header=wrong_bits),
+                 "layer head.0.weight: bits must be <= 9 (got 10)"),  # packing.bits_problem
         "pickle": (pickled, "not a safetensors file"),
         "missing": (tmp / "nope.inq.safetensors", "no such file"),
     }
@@ -216,3 +221,25 @@ def test_export_cli_bad_arguments(tmp_path: Path, capsys) -> None:
     bad.write_bytes(b"not a checkpoint")
     assert run_main(["export", str(bad), "-o", str(tmp_path / "x")]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_old_import_record_loads_under_the_new_root(tmp_path: Path) -> None:
+    """Exports written before the `inqnet` root name builders `modules.<pkg>.<mod>:<fn>`: they map
+    onto the project's own module; a name outside the project's networks is refused."""
+    from inqnet.modules import load_model
+
+    net = load_model(make_checkpoint(tmp_path / "run.ckpt", bits=5)).net
+    plain = tmp_path / "plain.inq.safetensors"
+    export_model(net, plain)
+    kwargs = {"layers": [6, "M", 8], "in_channels": 1, "num_classes": 10, "input_size": 8,
+              "hidden": [16], "dropout": 0.0}
+
+    def old_record(target: str):  # type: ignore[no-untyped-def]
+        return lambda h: h.update(architecture={"kind": "import", "target": target, "kwargs": kwargs})
+
+    old = _rewrite(plain, tmp_path / "old.inq.safetensors", edit_header=old_record("modules.networks.vgg:VGG"))
+    x = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(load_quantized(old)(x), net(x), rtol=1e-6, atol=1e-6)
+    evil = _rewrite(plain, tmp_path / "evil.inq.safetensors", edit_header=old_record("modules.checkpoints:torch"))
+    with pytest.raises(QuantizedFormatError, match="cannot rebuild the network: architecture target"):
+        load_quantized(evil)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from inqnet.cli.errors import InqError
-from inqnet.cli.config.overrides import apply_overrides, parse_override, parse_value
+from inqnet.cli.config.overrides import (apply_overrides, get_path, override_map, parse_override, parse_overrides,
+                                         parse_value, split_overrides)
 from inqnet.cli.config.load import load_recipe
 from tests.inq_cli.clirunner import REPO
 
@@ -54,3 +55,30 @@ def test_python_style_sweep_values_validate() -> None:
     recipe = load_recipe(QUICKSTART, ["inq.include=None", "inq.restart_lr=False", "inq.exclude=['net.classifier.2']"])
     assert recipe.inq.include is None and recipe.inq.restart_lr is False
     assert recipe.inq.exclude == ["net.classifier.2"]
+
+
+def test_get_path_walks_what_apply_overrides_writes() -> None:
+    tree = apply_overrides({}, parse_overrides(["logger.wandb.project=p", "inq.bits=3"]))
+    assert get_path(tree, "logger.wandb.project") == "p" and get_path(tree, "inq.bits") == 3
+    assert get_path(tree, "logger.wandb.entity", "none") == "none"
+    assert get_path(tree, "inq.bits.deeper") is None  # a value is no section
+
+
+def test_later_override_of_a_key_wins_everywhere() -> None:
+    texts = ["trainer.devices=8", "optimizer.lr=0.1", "trainer.devices=4"]
+    assert override_map(texts)["trainer.devices"].value == 4
+    assert apply_overrides({}, parse_overrides(texts))["trainer"]["devices"] == 4
+
+
+def test_split_overrides_from_positional_arguments(tmp_path) -> None:
+    ckpt = tmp_path / "lr=0.1.ckpt"  # an existing file is positional whatever its name (inq eval)
+    ckpt.write_bytes(b"x")
+    plain, parsed = split_overrides([str(ckpt), "data.batch_size=8", "run/best.ckpt", "seed=3"],
+                                    positional=lambda arg: arg == str(ckpt))
+    assert plain == [str(ckpt), "run/best.ckpt"]
+    assert [(o.key, o.value) for o in parsed] == [("data.batch_size", 8), ("seed", 3)]
+    assert split_overrides(["a/b=c.ckpt"]) == (["a/b=c.ckpt"], [])
+    with pytest.raises(InqError, match="bad key 'trainer.foo-bar'"):  # looks like an override: told so
+        split_overrides(["trainer.foo-bar=1"])
+    with pytest.raises(InqError, match=r"override 'seed=\{1\}': cannot read the value"):
+        split_overrides(["seed={1}"])

@@ -10,7 +10,7 @@ from torch import nn
 from inqnet.cli.errors import InqError
 from inqnet.cli.config.load import load_recipe
 from inqnet.cli.run.folder import RUN_DIR_ENV, make_run_dir, run_name
-from inqnet.cli.run.callbacks import inq_complete
+from inqnet.modules.inq.state import is_fully_quantized
 from tests.inq_cli.clirunner import REPO
 
 QUICKSTART = REPO / "recipes" / "quickstart.yaml"
@@ -29,6 +29,7 @@ def test_run_folders_are_unique_per_run(tmp_path: Path, monkeypatch: pytest.Monk
 def test_cluster_jobs_name_their_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     monkeypatch.setenv("SLURM_JOB_NAME", "inq")
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # tasks started by SLURM (Lightning's rule, inqnet.cli.slurm.requeue)
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
     assert run_name() == "slurm-42"
     monkeypatch.setenv("SLURM_JOB_NAME", "bash")  # an interactive allocation is no batch job
@@ -38,12 +39,12 @@ def test_cluster_jobs_name_their_folder(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_inq_complete_needs_every_mask_full() -> None:
     net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
-    assert not inq_complete(net)  # float model
+    assert not is_fully_quantized(net)  # float model
     for layer in net:
         layer.register_buffer("weight_inq_mask", torch.ones(2, 2, dtype=torch.bool))
-    assert inq_complete(net)
+    assert is_fully_quantized(net)
     net[1].weight_inq_mask[0, 0] = False
-    assert not inq_complete(net)
+    assert not is_fully_quantized(net)
 
 
 def test_schedule_length_fills_max_epochs_and_steps() -> None:

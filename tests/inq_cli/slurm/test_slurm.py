@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from inqnet.cli.errors import InqError
-from inqnet.cli.slurm.sbatch import resume_checkpoint, slurm_job_key, time_minutes
+from inqnet.cli.slurm.requeue import resume_checkpoint
+from inqnet.cli.slurm.sbatch import SbatchSpec, check_spec, time_minutes, train_command
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -105,13 +106,20 @@ def test_time_formats() -> None:
         time_minutes("1h")
 
 
-def test_run_folder_key_is_the_job() -> None:
-    base = {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "2", "SLURM_JOB_NAME": "inq-x"}
-    assert slurm_job_key(base) == "slurm-4242"
-    assert slurm_job_key({**base, "SLURM_ARRAY_JOB_ID": "40", "SLURM_ARRAY_TASK_ID": "3"}) == "slurm-40_3"
-    assert slurm_job_key({**base, "SLURM_JOB_NAME": "bash"}) is None
-    assert slurm_job_key({"SLURM_JOB_ID": "1"}) is None
-    assert slurm_job_key({}) is None
+def test_sbatch_reads_overrides_as_inq_train_does() -> None:
+    def spec(*overrides: str, nodes: int = 2) -> SbatchSpec:
+        return SbatchSpec(recipe="r.yaml", nodes=nodes, gpus_per_node=4, overrides=list(overrides))
+
+    check_spec(spec("trainer.devices=8", "trainer.devices=4"))  # the last one wins, as in inq train
+    check_spec(spec("trainer.num_nodes=02"))  # a value, not its spelling
+    with pytest.raises(InqError, match="trainer.num_nodes=1 disagrees with --nodes 2"):
+        check_spec(spec("trainer.num_nodes=1"))
+    with pytest.raises(InqError, match="trainer.strategy=ddp_spawn starts its own"):
+        check_spec(spec("trainer.strategy=ddp_spawn"), {"strategy": "ddp"})
+    with pytest.raises(InqError, match="override 'oops': expected key=value"):
+        check_spec(spec("oops"))
+    assert train_command(spec(" trainer.devices =4", "optimizer.lr=0.1"))[3:] == [
+        "trainer.num_nodes=2", "trainer.devices=4", "optimizer.lr=0.1"]
 
 
 def test_resume_picks_the_newest_checkpoint(tmp_path: Path) -> None:

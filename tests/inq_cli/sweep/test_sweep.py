@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from inqnet.cli.errors import InqError
+from inqnet.cli.config.overrides import parse_override, parse_value
 from inqnet.cli.sweep.grid import expand, parse_axes, parse_axis, point_name, point_overrides
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -49,6 +50,26 @@ def test_points_match_the_wandb_agent_rendering() -> None:
         agent = create_sweep_command_args({"args": {k: {"value": v} for k, v in point.items()}})
         assert point_overrides(point) == agent["args_no_hyphens"]
     assert point_name(points[0]) == "inq.bits-2_ensemble.members-1_optimizer.lr-0.0001"
+
+
+@pytest.mark.parametrize("text", ["5", "-1", "1e-4", "0.01", "true", "False", "None", "null", "magnitude",
+                                  "bf16-mixed"])
+def test_grid_values_read_as_overrides(text: str) -> None:
+    value = parse_axis(f"inq.x={text}").values[0]
+    assert repr(value) == repr(parse_value(text))  # the one parser, type included
+    assert parse_override(point_overrides({"inq.x": value})[0]).value == value  # rendered, it reads back
+    assert parse_axis("inq.x='7',8").values == ("7", 8)
+    with pytest.raises(InqError, match=r"--grid 'inq.x=1,\{2\}': cannot read the value"):
+        parse_axis("inq.x=1,{2}")
+
+
+def test_sweep_command_splits_overrides_without_slurm() -> None:
+    import ast
+
+    tree = ast.parse((ROOT / "inq_cli" / "commands" / "sweep.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "inqnet.cli.config.overrides" in imported
+    assert not any(name.startswith("inqnet.cli.slurm") for name in imported)
 
 
 @pytest.mark.slow  # validates the recipe in a fresh process (imports torch)

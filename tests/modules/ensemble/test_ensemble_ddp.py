@@ -10,7 +10,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = ROOT / "tests/modules/ensemble_script.py"
+SCRIPT = Path(__file__).resolve().parent / "ensemble_script.py"
 
 
 def run(out: Path, members: int, devices: int, max_epochs: int = 3, resume: Path | None = None) -> list[dict]:

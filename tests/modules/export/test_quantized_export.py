@@ -1,4 +1,7 @@
-"""Export to .inq.safetensors and load_quantized: sizes, equality with the float network, refusals."""
+"""Export to .inq.safetensors and load_quantized: sizes, equality with the float network, refusals.
+
+`export_model(model, path)` reads the architecture record, ensemble members and combine rule off
+the model itself; the tiny test network names its record in `inq_architecture`."""
 from __future__ import annotations
 
 import json
@@ -7,10 +10,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from inqnet.modules.export.runtime import (QuantConv2d, QuantLinear, QuantizedEnsemble, load_quantized,
-                               register_architecture)
-from inqnet.modules.export.writer import ExportError, export_model
-from inqnet.modules.export.format import read_export
+from inqnet.modules.export.runtime import (ARCHITECTURE_ATTR, QuantConv2d, QuantLinear, QuantizedEnsemble,
+                                           build_architecture, load_quantized, register_architecture)
+from inqnet.modules.export.writer import ExportError, architecture_of, export_model
+from inqnet.modules.export.format import QuantizedFormatError, read_export
 from tests.modules.inq.inq_nets import LayerBag, TinyCNN, add_inq_state, quantize_all, trained_tiny, vgg16_scaled
 
 
@@ -26,11 +29,18 @@ def _x(seed: int = 1) -> torch.Tensor:
 ARCH = {"kind": "registered", "name": "test-tiny-cnn", "kwargs": {"channels": 6, "classes": 5}}
 
 
+def tiny(bits: int, seed: int = 0) -> TinyCNN:
+    """`trained_tiny`, naming the record that rebuilds it (as `build_architecture` would)."""
+    net = trained_tiny(bits, seed=seed)
+    setattr(net, ARCHITECTURE_ATTR, ARCH)
+    return net
+
+
 @pytest.mark.parametrize("bits", [2, 5, 9])
 def test_load_quantized_equals_fake_quantized_network(tmp_path, bits: int) -> None:
-    net = trained_tiny(bits)
+    net = tiny(bits)
     path = tmp_path / "tiny.inq.safetensors"
-    export_model(net, path, architecture=ARCH)
+    export_model(net, path)
     loaded = load_quantized(path)
     assert isinstance(loaded.features[0], QuantConv2d)
     assert isinstance(loaded.features[3], QuantConv2d)  # padding="valid" becomes explicit
@@ -40,9 +50,9 @@ def test_load_quantized_equals_fake_quantized_network(tmp_path, bits: int) -> No
 
 
 def test_fp16_floats_stay_within_fp16_rounding(tmp_path) -> None:
-    net = trained_tiny(4)
+    net = tiny(4)
     path = tmp_path / "half.inq.safetensors"
-    export_model(net, path, architecture=ARCH, float_dtype="float16")
+    export_model(net, path, float_dtype="float16")
     with safe_open(str(path), framework="pt") as fh:
         assert fh.get_tensor("head.0.bias").dtype == torch.float16
     torch.testing.assert_close(load_quantized(path)(_x()), net(_x()), rtol=5e-3, atol=5e-3)
@@ -52,15 +62,18 @@ def test_network_argument_and_no_pickle(tmp_path) -> None:
     net = trained_tiny(4)
     path = tmp_path / "m.inq.safetensors"
     export_model(net, path)  # no architecture record
+    assert read_export(path).header.architecture is None
+    with pytest.raises(QuantizedFormatError, match="no architecture record; pass network="):
+        load_quantized(path)
     assert b"\x80\x04" not in path.read_bytes()[:16]  # safetensors, not a pickle stream
     loaded = load_quantized(path, network=TinyCNN())
     torch.testing.assert_close(loaded(_x()), net(_x()), rtol=1e-6, atol=1e-6)
 
 
 def test_metadata_records_bits_n1_shape(tmp_path) -> None:
-    net = trained_tiny(5)
+    net = tiny(5)
     path = tmp_path / "m.inq.safetensors"
-    export_model(net, path, architecture=ARCH)
+    export_model(net, path)
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata()
         assert fh.get_tensor("head.0.weight.inq_codes").dtype == torch.uint8
@@ -72,14 +85,14 @@ def test_metadata_records_bits_n1_shape(tmp_path) -> None:
 
 
 def test_partial_model_is_refused_then_kept_in_float(tmp_path) -> None:
-    net = trained_tiny(5)
+    net = tiny(5)
     add_inq_state(net.head[2], "bias", 5, frozen=0.5)  # a half-frozen parameter
     path = tmp_path / "p.inq.safetensors"
     with pytest.raises(ExportError, match=r"1 of \d+ INQ layers are not fully quantized: "
                                           r"head.2.bias \(\d+\.\d% frozen\).*--allow-partial"):
         export_model(net, path)
     assert not path.exists()
-    report = export_model(net, path, allow_partial=True, architecture=ARCH)
+    report = export_model(net, path, allow_partial=True)
     assert report.kept_float == ["head.2.bias"]
     torch.testing.assert_close(load_quantized(path)(_x()), net(_x()), rtol=1e-6, atol=1e-6)
 
@@ -110,26 +123,57 @@ def test_vgg_shaped_export_reaches_32_over_b(tmp_path, bits: int) -> None:
 
 
 def test_zstd_goes_below_b_bits_and_round_trips(tmp_path) -> None:
-    net = trained_tiny(6)
+    net = tiny(6)
     path = tmp_path / "z.inq.safetensors"
-    report = export_model(net, path, architecture=ARCH, zstd_level=10)
+    report = export_model(net, path, zstd_level=10)
     fc = next(s for s in report.layers if s.name == "head.0.weight")
     assert fc.zstd_bits_per_weight is not None and fc.zstd_bits_per_weight < 6
     assert any(r.encoding == "zstd" for r in read_export(path).header.quantized.values())
     torch.testing.assert_close(load_quantized(path)(_x()), net(_x()), rtol=1e-6, atol=1e-6)
 
 
-def test_ensemble_export_loads_as_ensemble(tmp_path) -> None:
-    members = [trained_tiny(5, seed=s) for s in (0, 1)]
-    ensemble = QuantizedEnsemble(members)
+def test_ensemble_export_derives_members_combine_and_architecture(tmp_path) -> None:
+    members = [tiny(5, seed=s) for s in (0, 1)]
+    ensemble = QuantizedEnsemble(members, combine="mean_softmax")
     path = tmp_path / "ens.inq.safetensors"
-    export_model(ensemble, path, members=["members.0.", "members.1."], combine="mean",
-                 architecture={"kind": "ensemble", "members": [ARCH, ARCH], "combine": "mean"})
+    export_model(ensemble, path)  # nothing but the model: members and combine rule read off it
+    header = read_export(path).header
+    assert header.members == ["members.0.", "members.1."] and header.combine == "mean_softmax"
+    assert header.architecture == {"kind": "ensemble", "members": [ARCH, ARCH], "combine": "mean_softmax"}
     loaded = load_quantized(path)
     assert isinstance(loaded, QuantizedEnsemble) and len(loaded.members) == 2
-    expected = (members[0](_x()) + members[1](_x())) / 2
+    assert loaded.combine == "mean_softmax"
+    expected = ensemble(_x())
     torch.testing.assert_close(loaded(_x()), expected, rtol=1e-6, atol=1e-6)
-    assert read_export(path).header.members == ["members.0.", "members.1."]
+
+
+def test_single_model_has_one_member_and_no_combine(tmp_path) -> None:
+    path = tmp_path / "one.inq.safetensors"
+    export_model(tiny(5), path)
+    header = read_export(path).header
+    assert header.members == [""] and header.combine is None and header.architecture == ARCH
+
+
+def test_built_network_carries_its_record() -> None:
+    record = {"kind": "ensemble", "members": [ARCH, ARCH], "combine": "mean"}
+    built = build_architecture(record)
+    assert architecture_of(built) == record
+    assert architecture_of(built.members[0]) == ARCH
+    assert architecture_of(TinyCNN()) is None
+
+
+@pytest.mark.parametrize("target", ["modules.networks.vgg:VGG", "inqnet.modules.networks.vgg:VGG"])
+def test_import_records_old_and_new_names_rebuild_the_project_network(target: str) -> None:
+    kwargs = {"layers": [4, "M"], "in_channels": 1, "num_classes": 3, "input_size": 8, "hidden": [6]}
+    net = build_architecture({"kind": "import", "target": target, "kwargs": kwargs})
+    assert type(net).__module__ == "inqnet.modules.networks.vgg" and type(net).__name__ == "VGG"
+
+
+@pytest.mark.parametrize("target", ["os:system", "modules.checkpoints:load_model", "modules.networks.vgg:_x",
+                                    "inqnet.modules.networks.vgg:nope", "modules.networks.vgg"])
+def test_import_records_outside_the_known_set_are_refused(target: str) -> None:
+    with pytest.raises(ValueError, match="architecture target"):
+        build_architecture({"kind": "import", "target": target})
 
 
 @pytest.mark.slow
@@ -153,3 +197,24 @@ def test_network_trained_by_inq_callback_exports_and_loads(tmp_path) -> None:
     loaded = load_quantized(path, network=TinyNet())
     x = torch.randn(5, 1, 6, 6)
     torch.testing.assert_close(loaded(x), net(x), rtol=1e-6, atol=1e-6)
+
+
+def test_reexport_of_the_old_checkpoint_matches_the_old_export(tmp_path) -> None:
+    """The export written before the layout change (tests/fixtures/pre_layout) and one written now
+    from its checkpoint hold the same header and the same tensor bytes (safetensors itself orders
+    the metadata keys arbitrarily, so whole files are compared by content)."""
+    from pathlib import Path
+
+    from inqnet.modules import load_model
+
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures" / "pre_layout"
+    old = fixtures / "quickstart.inq.safetensors"
+    new = tmp_path / "now.inq.safetensors"
+    export_model(load_model(fixtures / "last.ckpt"), new)
+    with safe_open(str(old), framework="pt") as a, safe_open(str(new), framework="pt") as b:
+        assert json.loads(a.metadata()["inq_header"]) == json.loads(b.metadata()["inq_header"])
+        assert {k: v for k, v in a.metadata().items() if k != "inq_header"} == \
+               {k: v for k, v in b.metadata().items() if k != "inq_header"}
+        assert sorted(a.keys()) == sorted(b.keys())
+        assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys())
+    assert new.stat().st_size == old.stat().st_size

@@ -34,3 +34,18 @@ def test_partial_and_unstarted_layers() -> None:
 def test_float_model() -> None:
     foot = footprint_from_reports([], parameters=10)
     assert (foot.quantized_reduction, foot.model_reduction, foot.bits) == (1.0, 1.0, ())
+
+
+def test_progress_metrics_have_one_owner() -> None:
+    """Frozen fraction and compression ratio live here; the W&B/CSV tracker uses these very functions."""
+    from inqnet.modules.inq import footprint, monitor
+
+    assert monitor.frozen_fraction is footprint.frozen_fraction
+    assert monitor.compression_ratio is footprint.compression_ratio
+    assert not hasattr(monitor, "FLOAT_BITS")
+    rows = [Row(300, 5, 1.0), Row(100, 4, 0.5)]
+    assert footprint.frozen_fraction(rows) == pytest.approx(350 / 400)
+    assert footprint.compression_ratio(rows) == pytest.approx(32 * 400 / (300 * 5 + 50 * 4 + 50 * 32))
+    # the same accounting as the footprint over the INQ layers alone
+    assert footprint.compression_ratio(rows) == pytest.approx(footprint_from_reports(rows, 400).model_reduction)
+    assert footprint.compression_ratio([]) == 1.0 and footprint.frozen_fraction([]) == 0.0

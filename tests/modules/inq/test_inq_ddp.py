@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.mark.parametrize("strategy", ["magnitude", "random"])
 def test_ddp_ranks_make_identical_partition(tmp_path: Path, strategy: str) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, str(ROOT / "tests/modules/ddp_inq_script.py"), str(tmp_path), strategy],
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "ddp_inq_script.py"), str(tmp_path), strategy],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for epoch in range(3):
