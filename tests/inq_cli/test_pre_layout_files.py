@@ -40,11 +40,11 @@ def test_old_checkpoint_verifies_and_evaluates_the_same(call_main) -> None:  # t
     assert got == expected
 
 
-def test_old_export_runs_like_its_checkpoint(call_main) -> None:  # type: ignore[no-untyped-def]
+def test_old_export_runs_like_its_checkpoint(call_main, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from inqnet.modules import load_model, load_quantized
 
     export = FIXTURES / "quickstart.inq.safetensors"
-    assert call_main("inspect", str(export)).code == 0
+    assert call_main("inspect", str(export), "--histogram", str(tmp_path / "codes.png")).code == 0
     deployed = load_quantized(export)
     module = load_model(FIXTURES / "last.ckpt").eval()
     x = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
