@@ -11,12 +11,19 @@ triton.language's own jitted helpers (tl.sum, tl.cdiv, ...) get the same treatme
 time a kernel is interpreted (`_interpretable_language`), which is what TRITON_INTERPRET=1 set
 before importing triton would have done; compiling is unaffected, as the compiler never calls a
 helper from Python.
+
+Triton's interpreter patches triton.language (its builtins, `tl.core`, `tl.tensor`, `tl.dtype`)
+while a kernel runs, and a device-function call patches again without undoing it. A later
+compile in the same process then builds IR with the interpreter's semantics ("'ir.value' has no
+attribute 'dtype'", only on a cold Triton cache). `_language_restored` puts every such attribute
+back after each interpreted launch.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import triton
@@ -55,6 +62,34 @@ def _interpretable_language() -> None:
             if type(value) is JITFunction:
                 value.__class__ = DeviceFunction
     _language_patched = True
+
+
+def _patched_namespaces() -> list[object]:
+    """The objects Triton's interpreter patches attributes of (modules and classes)."""
+    import triton.language as tl
+
+    found = [tl, tl.core, getattr(tl, "math", None), tl.core.tensor, tl.core.dtype,
+             getattr(tl.core, "tensor_descriptor_base", None)]
+    return [obj for obj in found if obj is not None]
+
+
+@contextlib.contextmanager
+def _language_restored() -> Iterator[None]:
+    """Run a block, then restore every triton.language attribute it changed, added or removed."""
+    saved = [(obj, dict(vars(obj))) for obj in _patched_namespaces()]
+    try:
+        yield
+    finally:
+        for obj, before in saved:
+            now = vars(obj)
+            for name in [n for n in now if n not in before]:
+                delattr(obj, name)
+            for name, value in before.items():
+                if now.get(name, _MISSING) is not value:
+                    setattr(obj, name, value)
+
+
+_MISSING = object()
 
 
 def device_function(fn: Callable) -> DeviceFunction:
@@ -101,7 +136,8 @@ class Kernel:
         if interpret:
             _interpretable_language()
             chosen = dict(config) if config is not None else _smallest(self.configs)
-            self.interpreted[grid](*args, **kwargs, **self._with_heuristics(kwargs, chosen))
+            with _language_restored():
+                self.interpreted[grid](*args, **kwargs, **self._with_heuristics(kwargs, chosen))
         elif config is not None or self.autotuned is None:
             if config is None:
                 raise ValueError(f"{self.fn.__name__}: no autotune configs, pass config=")
