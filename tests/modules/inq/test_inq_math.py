@@ -158,3 +158,25 @@ def test_fast_stage_with_many_ties_keeps_counts_and_order() -> None:
         fresh, free = mask & ~old, ~mask
         if free.any():
             assert before[fresh].min() >= before[free].max()
+
+
+@pytest.mark.parametrize("path", ["whole-layer", "band-missed"])
+def test_other_stage_paths_equal_generic_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA path (whole-layer top-k, run here on CPU tensors) and the CPU fallback taken when
+    the sampled band misses the threshold give the generic path's weights and masks exactly."""
+    from inqnet.modules.inq import fast
+    from inqnet.modules.inq.math import freeze_stage_
+
+    if path == "whole-layer":
+        monkeypatch.setattr(fast, "_freeze_np", lambda *a: (fast._freeze_torch(*a), True)[1])
+    else:
+        monkeypatch.setattr(fast, "_band", lambda keys, free, add: (0, 1))  # far below the threshold
+    torch.manual_seed(3)
+    w = torch.randn(50_001) * 0.05
+    mask = torch.zeros(w.shape, dtype=torch.bool)
+    ref_w, ref_mask = w.clone(), mask.clone()
+    for portion in (0.5, 0.875, 1.0):
+        freeze_stage_(w, mask, portion, 4, -3)
+        ref_w, ref_mask = _generic_stage(ref_w, ref_mask, portion, 4, -3)
+        assert torch.equal(mask, ref_mask), portion
+        assert torch.equal(w, ref_w), portion
