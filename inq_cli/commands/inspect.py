@@ -70,8 +70,8 @@ def histogram_png(rows: list[tuple[str, int, object]], path: Path) -> None:
 
 HELP = """Validate an export and show its layers and code usage.
 
-Checks magic, version, length, checksums and that each layer's codes agree with its shape and
-bits; prints a per-layer table (module, shape, bits, n1, zero fraction, bytes, encoding) and
+Checks magic, version, length, checksums, that each layer's codes agree with its shape and
+bits, and that the architecture record names only entries this program knows (data, never code); prints a per-layer table (module, shape, bits, n1, zero fraction, bytes, encoding) and
 writes a PNG histogram of code usage. A bad file gives one line naming it, exit code 2.
 
 Examples:
@@ -94,11 +94,18 @@ def inspect(
     from inqnet.cli.console import format_bytes
     from inqnet.modules.export.format import QuantizedFormatError, read_export
 
+    from inqnet.modules.export.architecture import check_record, upgrade_record
+
     try:
         exported = read_export(model)
     except QuantizedFormatError as err:
         raise InqError(str(err)) from None
     header = exported.header
+    if header.architecture is not None:
+        try:  # read_export checked its shape; here also that this program knows every name
+            check_record(upgrade_record(header.architecture))
+        except ValueError as err:
+            raise InqError(f"{model}: architecture record refused: {err}") from None
     table = Table(title=f"{model} (format v1, {len(header.members)} member(s))")
     for col in ("layer", "module", "shape", "bits", "n1", "zero fraction", "bytes", "encoding"):
         table.add_column(col, justify="left" if col in ("layer", "module", "encoding") else "right")

@@ -8,8 +8,9 @@ import typer
 HELP = """Check that a checkpoint's quantized weights really are in P = {0, ±2^n2, …, ±2^n1}.
 
 Prints one row per layer INQ covers (bits, n1, n2, frozen share, share of weights in P, share of
-zeros) and exits with code 1 if a frozen weight, or any weight of a fully quantized layer, lies
-outside P.
+zeros) and exits with code 1 if any tensor holds NaN or inf (naming the first), or if a frozen
+weight, or any weight of a fully quantized layer, lies outside P. An export (`.inq.safetensors`)
+is checked too: its format, checksums and codes, and that its float tensors are finite.
 
 Examples:
 
@@ -19,15 +20,42 @@ Examples:
 """
 
 
-def verify(checkpoint: Path = typer.Argument(..., help="A .ckpt written by `inq train`.", show_default=False)) -> None:
+def _verify_export(path: Path) -> None:
+    """An export: read_export checks format, checksums and codes; the floats must be finite."""
+    from inqnet.cli.console import console
+    from inqnet.cli.errors import InqError
+    from inqnet.modules.export.format import QuantizedFormatError, read_export
+    from inqnet.modules.inq.verify import non_finite
+
+    try:
+        exported = read_export(path)
+    except QuantizedFormatError as err:
+        raise InqError(str(err)) from None
+    bad = non_finite(exported.floats)
+    if bad is not None:
+        typer.echo(f"verify: {path}: {bad.message()}", err=True)
+        raise typer.Exit(1)
+    console.print(f"{path}: {len(exported.packed)} quantized layer(s), codes valid; "
+                  f"{len(exported.floats)} float tensor(s), all finite")
+
+
+def verify(checkpoint: Path = typer.Argument(..., help="A .ckpt written by `inq train`, or an export.",
+                                             show_default=False)) -> None:
     from rich.table import Table
 
     from inqnet.cli.console import console
-    from inqnet.modules.inq.verify import verify_layers
+    from inqnet.modules.inq.verify import non_finite, verify_layers
     from inqnet.modules.inq.footprint import model_footprint
     from inqnet.modules.checkpoints import load_model
 
+    if checkpoint.name.endswith(".safetensors"):
+        _verify_export(checkpoint)
+        return
     module = load_model(checkpoint)
+    bad = non_finite(module.state_dict())
+    if bad is not None:
+        typer.echo(f"verify: {checkpoint}: {bad.message()}", err=True)
+        raise typer.Exit(1)
     rows = verify_layers(module)
     table = Table(title=f"INQ state of {checkpoint}", title_justify="left")
     for column in ("layer", "bits", "n1", "n2", "weights", "frozen", "in P", "zeros", "status"):

@@ -83,3 +83,13 @@ def point_name(point: dict[str, Any]) -> str:
         text = re.sub(r"[^A-Za-z0-9.+-]+", "-", render_value(value)).strip("-") or "x"
         parts.append(f"{key}-{text}")
     return "_".join(parts)
+
+
+BITS_KEY = "inq.bits"
+CONTROL_KEY = "inq.control"
+
+
+def control_axes(axes: list[GridAxis]) -> list[GridAxis]:
+    """The grid of float controls for a grid: bits do not change a control, so the bit-width axis is
+    dropped and `inq.control=True` added; one control per seed and configuration."""
+    return [a for a in axes if a.key != BITS_KEY] + [GridAxis(CONTROL_KEY, (True,))]

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import yaml
 
-from inqnet.cli.sweep.grid import GridAxis, expand, point_name, point_overrides
+from inqnet.cli.sweep.grid import GridAxis, control_axes, expand, point_name, point_overrides
 from inqnet.modules.atomic import write_atomic
 
 SWEEP_COMMAND_MACRO = "${args_no_hyphens}"
@@ -79,6 +79,7 @@ class LocalSweep:
     axes: list[GridAxis]
     out_dir: Path
     fixed: list[str] = field(default_factory=list)
+    control: bool = False  # also one float control per seed and configuration (see grid.control_axes)
 
     @property
     def ledger_path(self) -> Path:
@@ -98,12 +99,15 @@ class LocalSweep:
     def save_ledger(self, states: dict[str, PointState]) -> None:
         write_json_atomic(
             self.ledger_path,
-            {"recipe": self.recipe, "fixed": self.fixed, "points": {n: asdict(s) for n, s in states.items()}},
+            {"recipe": self.recipe, "fixed": self.fixed, "control": self.control,
+             "points": {n: asdict(s) for n, s in states.items()}},
         )
 
     def points(self) -> list[PointState]:
+        """The grid's points in W&B order, then (with `control`) the controls."""
+        grids = [self.axes, control_axes(self.axes)] if self.control else [self.axes]
         out = []
-        for values in expand(self.axes):
+        for values in (v for axes in grids for v in expand(axes)):
             out.append(PointState(name=point_name(values), values=values, overrides=point_overrides(values)))
         return out
 

@@ -157,7 +157,7 @@ def _raw_header(path: Path) -> tuple[dict[str, Any], int]:
         raw = fh.read(length)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise QuantizedFormatError(path, f"corrupt safetensors header ({err})") from None
     if not isinstance(header, dict):
         raise QuantizedFormatError(path, "corrupt safetensors header (not a JSON object)")
@@ -182,15 +182,24 @@ def _parse_header(path: Path, metadata: dict[str, Any]) -> ExportHeader:
                                          f"(this inq reads version {FORMAT_VERSION})")
     try:
         raw = json.loads(metadata["inq_header"])
+        if not isinstance(raw, dict) or not isinstance(raw.get("quantized"), dict):
+            raise ValueError("not a JSON object with a 'quantized' table")
         layers = {name: LayerRecord(**rec) for name, rec in raw.pop("quantized").items()}
         header = ExportHeader(quantized=layers, **raw)
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as err:
         raise QuantizedFormatError(path, f"malformed inq_header ({type(err).__name__}: "
                                          f"{err})") from None
     if header.packing != PACKING:
         raise QuantizedFormatError(path, f"unknown packing {header.packing!r}")
     if header.float_dtype not in FLOAT_DTYPES:
         raise QuantizedFormatError(path, f"unknown float dtype {header.float_dtype!r}")
+    if header.architecture is not None:
+        from inqnet.modules.export.architecture import check_record, upgrade_record
+
+        try:  # data only: a record naming code is refused here, before anything is built
+            check_record(upgrade_record(header.architecture), names=False)
+        except (ValueError, TypeError, RecursionError) as err:
+            raise QuantizedFormatError(path, f"architecture record refused: {err}") from None
     return header
 
 

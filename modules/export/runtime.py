@@ -1,94 +1,182 @@
-"""Runnable networks from `.inq.safetensors` exports: layers that keep their weights as codes.
+"""Runnable networks from `.inq.safetensors` exports, as fast on a CPU as the float network.
 
-`load_quantized(path)` rebuilds the network named by the export's architecture record (or fills
-a network you pass), swaps every quantized nn.Linear / nn.Conv2d for a `QuantLinear` /
-`QuantConv2d` holding the packed codes (Triton kernels on CUDA, the torch reference elsewhere),
-writes the decoded powers of two into any other quantized parameter (RNN weights, transposed or
-grouped convolutions), and loads the float tensors. Outputs equal the fake-quantized network's.
+`load_quantized(path)` rebuilds the network the export's architecture record names (data only:
+see `inqnet.modules.export.architecture`; or fills a network you pass), swaps every quantized
+nn.Linear / nn.Conv2d for a `QuantLinear` / `QuantConv2d`, writes the decoded powers of two into
+any other quantized parameter (RNN weights, transposed or grouped convolutions), and loads the
+float tensors. What a quantized layer keeps in memory is the caller's choice (`keep`):
 
-Architecture records (JSON in the export):
-  {"kind": "registered", "name": N, "kwargs": {...}}   a builder registered with
-                                                        `register_architecture(N)`
-  {"kind": "import", "target": "inqnet.modules.networks.mod:fn", "kwargs": {...}}   only a public
-      builder of the project's network or task modules; files written before the `inqnet` root
-      name them `modules.networks.mod:fn`, which maps onto the same module (nothing else imports)
-  {"kind": "ensemble", "members": [record, ...], "combine": "mean"}
-  {"kind": "inq-module", "hparams": {"model", "data_info", "optimizer", "scheduler"}}
-      an `inq` LightningModule rebuilt from its recipe sections, as `modules.load_model` does
-  other kinds: builders added with `register_architecture_kind(kind, fn)`
-A network `build_architecture` returns carries its record as `inq_architecture`, which is where
-`export_model` finds it again for a network that is not an `inq` module.
+  "dense"  (default) each weight decoded once, at load time, into a dense float tensor; the
+           layer then runs the same F.linear / F.conv2d as the float network: same speed,
+           outputs bit-identical to the fake-quantized network
+  "packed" only the packed codes (b bits per weight); each forward decodes the layer into a
+           scratch buffer shared by all layers of the network (CPU), or runs the Triton kernels
+           on CUDA. Same outputs as "dense" on CPU; memory b/32 of the float weights plus one
+           buffer the size of the largest layer. Not for concurrent forwards from threads.
+  "both"   codes and dense weight (runs dense; the codes stay for inspection or re-export)
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from inqnet.kernels import ops
-from inqnet.kernels.packing import PackedWeight
+from inqnet.kernels.packing import PackedWeight, decode, slice_widths, slice_word_rows
 from inqnet.kernels.reference import decode_weight
+from inqnet.modules.export.architecture import (ARCHITECTURE_ATTR, ARCHITECTURES,  # noqa: F401
+                                                build_architecture, register_architecture)
 from inqnet.modules.export.format import QuantizedFormatError, read_export
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
-ARCHITECTURE_KINDS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
-ARCHITECTURE_ATTR = "inq_architecture"  # the record a network was built from (see above)
-OLD_IMPORT_ROOT, IMPORT_ROOT = "modules.", "inqnet.modules."
+Keep = Literal["dense", "packed", "both"]
+KEEP_MODES: tuple[str, ...] = ("dense", "packed", "both")
+
+
+class DecodeScratch:
+    """Buffers one network's packed layers decode into, grown to the largest layer and reused."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[str, torch.dtype, torch.device], torch.Tensor] = {}
+
+    def get(self, name: str, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        key = (name, dtype, device)
+        buf = self._buffers.get(key)
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(numel, dtype=dtype, device=device)
+            self._buffers[key] = buf
+        return buf[:numel]
+
+
+class _CpuDecoder:
+    """Decodes kslice32 words straight into a [N, K] float weight with a few int32 passes and
+    one table lookup (exact: the table holds `packing.decode` of every code)."""
+
+    def __init__(self, packed: PackedWeight) -> None:
+        self.n, self.k, self.bits = packed.n, packed.k, packed.bits
+        self.slices = []
+        row0, offset = 0, 0
+        for width, rows in zip(slice_widths(packed.bits), slice_word_rows(packed.bits, packed.k)):
+            shifts = torch.arange(32 // width, dtype=torch.int32) * width
+            self.slices.append((row0, rows, width, offset, shifts))
+            row0, offset = row0 + rows, offset + width
+        self.luts: dict[torch.dtype, torch.Tensor] = {}
+        self.n1 = packed.n1
+
+    def lut(self, dtype: torch.dtype) -> torch.Tensor:
+        if dtype not in self.luts:
+            codes = torch.arange(1 << self.bits, dtype=torch.int64)
+            self.luts[dtype] = decode(codes, self.bits, self.n1, dtype)
+        return self.luts[dtype]
+
+    def __call__(self, words: torch.Tensor, dtype: torch.dtype, scratch: DecodeScratch) -> torch.Tensor:
+        n, k = self.n, self.k
+        code = scratch.get("code", n * k, torch.int32, words.device).view(n, k)
+        for i, (row0, rows, width, offset, shifts) in enumerate(self.slices):
+            per_word = shifts.numel()
+            field = scratch.get("field", n * rows * per_word, torch.int32, words.device)
+            field = field.view(n, rows, per_word)
+            torch.bitwise_right_shift(words[row0:row0 + rows].t().unsqueeze(2), shifts, out=field)
+            field = field.view(n, rows * per_word)[:, :k]
+            field.bitwise_and_((1 << width) - 1)
+            if i == 0:
+                code.copy_(field)
+            else:
+                code.bitwise_or_(field.bitwise_left_shift_(offset))
+        out = scratch.get("weight", n * k, dtype, words.device)
+        torch.index_select(self.lut(dtype), 0, code.view(-1), out=out)
+        return out.view(n, k)
 
 
 class _QuantLayer(nn.Module):
-    """Shared state: the packed words as a buffer (moves with .to()), bits, n1 and shape."""
+    """Shared state: the packed words (`codes` buffer, moves with .to()) and/or the dense
+    weight (`dense` buffer), bits, n1 and shape."""
 
-    def __init__(self, packed: PackedWeight, bias: torch.Tensor | None) -> None:
+    def __init__(self, packed: PackedWeight, bias: torch.Tensor | None, keep: str = "packed",
+                 dtype: torch.dtype = torch.float32, scratch: DecodeScratch | None = None) -> None:
         super().__init__()
-        self.bits, self.n1, self.weight_shape = packed.bits, packed.n1, tuple(packed.shape)
-        self.register_buffer("codes", packed.words.clone())
+        if keep not in KEEP_MODES:
+            raise ValueError(f"keep must be one of {KEEP_MODES}, got {keep!r}")
+        self.bits, self.n1, self.weight_shape, self.keep = packed.bits, packed.n1, tuple(packed.shape), keep
+        self.register_buffer("codes", packed.words.clone() if keep != "dense" else None)
+        dense = decode_weight(packed, dtype, packed.words.device) if keep != "packed" else None
+        self.register_buffer("dense", dense, persistent=False)
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(),
                                                            requires_grad=False)
+        self.scratch = scratch if scratch is not None else DecodeScratch()
+        self._decoder = _CpuDecoder(packed) if keep == "packed" else None
 
     @property
     def packed(self) -> PackedWeight:
+        if self.codes is None:
+            raise AttributeError("this layer was loaded with keep='dense': it holds no codes")
         return PackedWeight(self.codes, self.bits, self.n1, self.weight_shape)
 
     @property
     def weight(self) -> torch.Tensor:
-        """The decoded weight (computed on each access; for inspection, not for speed)."""
+        """The float weight: the dense tensor, or decoded from the codes on each access."""
+        if self.dense is not None:
+            return self.dense
         dtype = self.bias.dtype if self.bias is not None else torch.float32
         return decode_weight(self.packed, dtype, self.codes.device)
 
+    def _run_weight(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The dense weight to run with, or None when the Triton kernels run the codes."""
+        if self.dense is not None:
+            return self.dense if self.dense.dtype == x.dtype else self.dense.to(x.dtype)
+        if x.is_cuda and ops.triton_available():
+            return None
+        assert self._decoder is not None and self.codes is not None
+        return self._decoder(self.codes, x.dtype, self.scratch).view(self.weight_shape)
+
+    def _bias(self, x: torch.Tensor) -> torch.Tensor | None:
+        return self.bias if self.bias is None or self.bias.dtype == x.dtype else self.bias.to(x.dtype)
+
     def extra_repr(self) -> str:
-        return f"shape={list(self.weight_shape)}, bits={self.bits}, n1={self.n1}"
+        return f"shape={list(self.weight_shape)}, bits={self.bits}, n1={self.n1}, keep={self.keep}"
 
 
 class QuantLinear(_QuantLayer):
-    """nn.Linear with a packed INQ weight."""
+    """nn.Linear with an INQ weight (packed codes and/or its dense decoding)."""
 
-    def __init__(self, packed: PackedWeight, bias: torch.Tensor | None = None) -> None:
-        super().__init__(packed, bias)
+    def __init__(self, packed: PackedWeight, bias: torch.Tensor | None = None, keep: str = "packed",
+                 dtype: torch.dtype = torch.float32, scratch: DecodeScratch | None = None) -> None:
+        super().__init__(packed, bias, keep, dtype, scratch)
         self.out_features, self.in_features = packed.n, packed.k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ops.quant_linear(x, self.packed, self.bias)
+        dense = self.dense
+        if dense is not None and dense.dtype == x.dtype:  # the float network's own op, no detours
+            return F.linear(x, dense, self.bias)
+        weight = self._run_weight(x)
+        if weight is None:
+            return ops.quant_linear(x, self.packed, self.bias)
+        return F.linear(x, weight, self._bias(x))
 
 
 class QuantConv2d(_QuantLayer):
-    """nn.Conv2d (groups = 1, zero padding) with a packed INQ weight."""
+    """nn.Conv2d (groups = 1, zero padding) with an INQ weight."""
 
     def __init__(self, packed: PackedWeight, bias: torch.Tensor | None = None,
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 dilation: int | tuple[int, int] = 1) -> None:
-        super().__init__(packed, bias)
+                 dilation: int | tuple[int, int] = 1, keep: str = "packed",
+                 dtype: torch.dtype = torch.float32, scratch: DecodeScratch | None = None) -> None:
+        super().__init__(packed, bias, keep, dtype, scratch)
         self.out_channels, self.in_channels = packed.shape[0], packed.shape[1]
         self.kernel_size = tuple(packed.shape[2:])
         self.stride, self.padding, self.dilation = stride, padding, dilation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ops.quant_conv2d(x, self.packed, self.bias, self.stride, self.padding,
-                                self.dilation)
+        dense = self.dense
+        if dense is not None and dense.dtype == x.dtype:
+            return F.conv2d(x, dense, self.bias, self.stride, self.padding, self.dilation)
+        weight = self._run_weight(x)
+        if weight is None:
+            return ops.quant_conv2d(x, self.packed, self.bias, self.stride, self.padding,
+                                    self.dilation)
+        return F.conv2d(x, weight, self._bias(x), self.stride, self.padding, self.dilation)
 
 
 class QuantizedEnsemble(nn.Module):
@@ -107,84 +195,6 @@ class QuantizedEnsemble(nn.Module):
         if self.combine == "mean_softmax":
             outputs = [torch.softmax(o.float(), dim=-1) for o in outputs]
         return torch.stack(outputs).mean(0)
-
-
-# ----------------------------------------------------------------------------- architectures
-def register_architecture(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: make a network builder reachable from {"kind": "registered", "name": name}."""
-    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        ARCHITECTURES[name] = builder
-        return builder
-    return wrap
-
-
-def register_architecture_kind(kind: str, builder: Callable[[dict[str, Any]], nn.Module]) -> None:
-    """Teach `build_architecture` a new record kind (e.g. one rebuilt from a run's recipe)."""
-    ARCHITECTURE_KINDS[kind] = builder
-
-
-def build_architecture(record: dict[str, Any]) -> nn.Module:
-    """An untrained network from an architecture record (see the module docstring), carrying the
-    record as its `inq_architecture`."""
-    network = _build(record)
-    if not hasattr(network, "hparams"):  # an `inq` module describes itself by its hparams
-        setattr(network, ARCHITECTURE_ATTR, record)
-    return network
-
-
-def _import_modules() -> set[str]:
-    """The modules an "import" record may name: the project's networks and task modules."""
-    import inqnet.modules.networks as networks
-    from inqnet.modules.registry import BUILTIN_ENTRY_MODULES
-
-    tasks = {m for m in BUILTIN_ENTRY_MODULES if m.startswith(IMPORT_ROOT + "tasks.")}
-    return {f"{networks.__name__}.{m.name}" for m in pkgutil.iter_modules(networks.__path__)} | tasks
-
-
-def _imported_builder(target: str) -> Callable[..., nn.Module]:
-    """The builder an "import" record names, old (`modules.x:fn`) or new (`inqnet.modules.x:fn`)."""
-    module_name, _, attr = target.partition(":")
-    if module_name.startswith(OLD_IMPORT_ROOT):
-        module_name = "inqnet." + module_name
-    known = _import_modules()
-    if module_name not in known or not attr.isidentifier() or attr.startswith("_"):
-        raise ValueError(f"architecture target {target!r} must name a public builder "
-                         f"'<module>:<builder>' in one of {sorted(known)}")
-    builder = getattr(importlib.import_module(module_name), attr, None)
-    if not callable(builder):
-        raise ValueError(f"architecture target {target!r}: no builder {attr!r} in {module_name}")
-    return builder
-
-
-def _build(record: dict[str, Any]) -> nn.Module:
-    kind = record.get("kind")
-    if kind == "registered":
-        builder = ARCHITECTURES.get(record.get("name", ""))
-        if builder is None:
-            raise ValueError(f"no registered architecture {record.get('name')!r} "
-                             f"(known: {sorted(ARCHITECTURES)})")
-        return builder(**record.get("kwargs", {}))
-    if kind == "import":
-        return _imported_builder(str(record.get("target", "")))(**record.get("kwargs", {}))
-    if kind == "ensemble":
-        members = [build_architecture(m) for m in record.get("members", [])]
-        return QuantizedEnsemble(members, record.get("combine", "mean"))
-    if kind in ARCHITECTURE_KINDS:
-        return ARCHITECTURE_KINDS[kind](record)
-    raise ValueError(f"unknown architecture kind {kind!r}")
-
-
-def _inq_module(record: dict[str, Any]) -> nn.Module:
-    """The task module (e.g. ClassificationModule, or an EnsembleModule of them) a run's recipe
-    sections describe, untrained — built as inqnet.modules.checkpoints builds it before loading weights."""
-    from inqnet.modules.checkpoints import module_from_hparams
-
-    return module_from_hparams(record.get("hparams") or {})
-
-
-register_architecture_kind("inq-module", _inq_module)
-
-
 # ----------------------------------------------------------------------------- loading
 def _split(name: str) -> tuple[str, str]:
     owner, _, pname = name.rpartition(".")
@@ -209,7 +219,8 @@ def _replace(net: nn.Module, owner_name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def _install(net: nn.Module, name: str, packed: PackedWeight) -> None:
+def _install(net: nn.Module, name: str, packed: PackedWeight, keep: str,
+             scratch: DecodeScratch) -> None:
     """Put one quantized parameter into the network: a Quant layer or decoded floats."""
     owner_name, pname = _split(name)
     owner = net.get_submodule(owner_name) if owner_name else net
@@ -217,33 +228,42 @@ def _install(net: nn.Module, name: str, packed: PackedWeight) -> None:
     if not isinstance(current, torch.Tensor) or tuple(current.shape) != tuple(packed.shape):
         got = None if current is None else tuple(current.shape)
         raise ValueError(f"layer {name}: the network has shape {got}, the export {packed.shape}")
+    options = {"keep": keep, "dtype": current.dtype, "scratch": scratch}
     if pname == "weight" and owner_name and type(owner) is nn.Linear:
-        _replace(net, owner_name, QuantLinear(packed, owner.bias))
+        _replace(net, owner_name, QuantLinear(packed, owner.bias, **options))
         return
     if (pname == "weight" and owner_name and type(owner) is nn.Conv2d and owner.groups == 1
             and owner.padding_mode == "zeros" and _numeric_padding(owner) is not None):
         _replace(net, owner_name, QuantConv2d(packed, owner.bias, owner.stride,
-                                              _numeric_padding(owner), owner.dilation))
+                                              _numeric_padding(owner), owner.dilation, **options))
         return
     with torch.no_grad():
         current.copy_(decode_weight(packed, current.dtype, current.device))
 
 
+def _rebuild(path: str | Path, record: dict[str, Any] | None) -> nn.Module:
+    """The network an architecture record names (data only), or one line naming the problem."""
+    if record is None:
+        raise QuantizedFormatError(path, "no architecture record; pass network=")
+    try:
+        return build_architecture(record)
+    except (ValueError, TypeError, KeyError, RecursionError) as err:
+        raise QuantizedFormatError(path, f"cannot rebuild the network: {err}") from None
+
+
 def load_quantized(path: str | Path, network: nn.Module | None = None,
-                   device: torch.device | str | None = None) -> nn.Module:
-    """A runnable nn.Module (eval mode) from an export; see the module docstring."""
+                   device: torch.device | str | None = None, keep: Keep = "dense") -> nn.Module:
+    """A runnable nn.Module (eval mode) from an export; `keep` says what the quantized layers
+    hold in memory (see the module docstring)."""
+    if keep not in KEEP_MODES:
+        raise ValueError(f"keep must be one of {KEEP_MODES}, got {keep!r}")
     exported = read_export(path)
-    header = exported.header
     if network is None:
-        if header.architecture is None:
-            raise QuantizedFormatError(path, "no architecture record; pass network=")
-        try:
-            network = build_architecture(header.architecture)
-        except (ValueError, TypeError, ImportError, AttributeError, KeyError) as err:
-            raise QuantizedFormatError(path, f"cannot rebuild the network: {err}") from None
+        network = _rebuild(path, exported.header.architecture)
+    scratch = DecodeScratch()
     try:
         for name, packed in exported.packed.items():
-            _install(network, name, packed)
+            _install(network, name, packed, keep, scratch)
     except (ValueError, AttributeError) as err:
         raise QuantizedFormatError(path, f"export does not fit the network: {err}") from None
     result = network.load_state_dict(exported.floats, strict=False)

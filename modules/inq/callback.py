@@ -8,6 +8,10 @@ each step, the weights are put back after it, and optimizer state for them is cl
 
 State the model needs (masks, n1, bits) lives in buffers (see ``state.py``), so checkpoints carry it;
 the callback itself only keeps ``stages_done``.
+
+With ``control=True`` the callback runs the same clock (stage starts, learning-rate restarts,
+optimizer state) but freezes and rounds nothing and attaches no INQ buffers: the float control at
+equal budget that an INQ run is compared with.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ class INQCallback(pl.Callback):
         restart_lr: restart the learning-rate schedule at each stage (the paper's practice).
         seed: seed of the random partition (identical on every rank).
         log_stats: log frozen/zero fractions and n1/n2 per layer at each stage.
+        control: keep the schedule (stage starts, lr restarts) but quantize nothing (a float control).
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class INQCallback(pl.Callback):
         restart_lr: bool = True,
         seed: int = 0,
         log_stats: bool = True,
+        control: bool = False,
     ) -> None:
         self.bits = check_bits(bits)
         self.portions = validate_portions(portions)
@@ -78,6 +84,7 @@ class INQCallback(pl.Callback):
         self.restart_lr = restart_lr
         self.seed = seed
         self.log_stats = log_stats
+        self.control = control
         self.stages_done = 0
         self._targets: list[Target] = []
         self._hooks: list[Any] = []
@@ -93,8 +100,9 @@ class INQCallback(pl.Callback):
         self._targets = select_targets(pl_module, self.include, self.exclude)
         if not self._targets:
             raise ValueError("INQCallback found no parameter to quantize (check include/exclude patterns)")
-        for target in self._targets:
-            attach_buffers(target, self.bits)
+        if not self.control:
+            for target in self._targets:
+                attach_buffers(target, self.bits)
         if stage == "fit":
             self._check_length(trainer)
 
@@ -108,6 +116,12 @@ class INQCallback(pl.Callback):
                 "shorten the schedule")
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.control:
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group.setdefault("initial_lr", group["lr"])
+            self._tick(trainer, pl_module, "batch")
+            return
         for target in self._targets:
             if int(target.buffer(BITS)) != self.bits:
                 raise ValueError(f"{target.name} was quantized with {int(target.buffer(BITS))} bits, "
@@ -131,6 +145,8 @@ class INQCallback(pl.Callback):
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         # Before gradient clipping, so frozen gradients do not count in the norm.
+        if self.control:
+            return
         self._mask_grads()
         self._grads_masked = True
 
@@ -141,7 +157,8 @@ class INQCallback(pl.Callback):
         self._remove_hooks()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"stages_done": self.stages_done, "bits": self.bits, "portions": list(self.portions)}
+        return {"stages_done": self.stages_done, "bits": self.bits, "portions": list(self.portions),
+                "control": self.control}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.stages_done = int(state_dict["stages_done"])
@@ -184,9 +201,11 @@ class INQCallback(pl.Callback):
         if due <= self.stages_done:
             return
         while self.stages_done < due:
-            self.apply_stage(self.stages_done)
+            if not self.control:
+                self.apply_stage(self.stages_done)
             self.stages_done += 1
-        self._clear_optimizer_state(trainer.optimizers)
+        if not self.control:
+            self._clear_optimizer_state(trainer.optimizers)
         if self.restart_lr:
             restart_lr(trainer.optimizers, [cfg.scheduler for cfg in trainer.lr_scheduler_configs])
         if self.log_stats:
@@ -216,6 +235,10 @@ class INQCallback(pl.Callback):
 
     @rank_zero_only
     def _log(self, trainer: pl.Trainer) -> None:
+        if self.control:
+            for logger in trainer.loggers:
+                logger.log_metrics({"inq/stage": float(self.stages_done)}, step=trainer.global_step)
+            return
         rows = layer_report(trainer.lightning_module)
         total = sum(r.numel for r in rows)
         metrics: dict[str, float] = {

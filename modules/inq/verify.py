@@ -1,8 +1,11 @@
-"""Checks behind `inq verify`: frozen INQ weights must equal their own quantization (be in P)."""
+"""Checks behind `inq verify`: every weight finite, frozen INQ weights equal to their own
+quantization (in P)."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from inqnet.modules.inq import LayerReport, in_levels, layer_report, tracked_targets
@@ -52,3 +55,32 @@ def verify_layers(model: nn.Module) -> list[LayerCheck]:
     for report in layer_report(model):
         checks.append(LayerCheck(report=report, outside_p=outside.get(report.name, 0)))
     return checks
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """The first tensor holding NaN or inf, how many such entries it has, how many such tensors."""
+
+    name: str
+    count: int
+    tensors: int
+
+    def message(self) -> str:
+        others = f" (and {self.tensors - 1} more tensor(s))" if self.tensors > 1 else ""
+        return f"tensor {self.name} holds {self.count:,} non-finite value(s) (NaN/inf){others}"
+
+
+def non_finite(tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> NonFinite | None:
+    """The first floating tensor (in state-dict order) with a NaN or inf entry, else None: a model
+    trained into NaN may still be "in P" by accident, so this check comes first."""
+    items = tensors.items() if isinstance(tensors, Mapping) else tensors
+    first: tuple[str, int] | None = None
+    bad = 0
+    for name, tensor in items:
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        count = int((~torch.isfinite(tensor.detach())).sum())
+        if count:
+            bad += 1
+            first = first or (name, count)
+    return None if first is None else NonFinite(first[0], first[1], bad)

@@ -241,5 +241,5 @@ def test_old_import_record_loads_under_the_new_root(tmp_path: Path) -> None:
     x = torch.randn(2, 1, 8, 8)
     torch.testing.assert_close(load_quantized(old)(x), net(x), rtol=1e-6, atol=1e-6)
     evil = _rewrite(plain, tmp_path / "evil.inq.safetensors", edit_header=old_record("modules.checkpoints:torch"))
-    with pytest.raises(QuantizedFormatError, match="cannot rebuild the network: architecture target"):
+    with pytest.raises(QuantizedFormatError, match="architecture record refused: architecture target"):
         load_quantized(evil)

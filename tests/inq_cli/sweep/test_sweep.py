@@ -181,7 +181,7 @@ def test_local_sweep_runs_points_skips_finished_and_collects(tmp_path: Path) -> 
     assert rows[0][:2] == ["inq.bits", "status"] and [r[:2] for r in rows[1:]] == [["3", "finished"], ["4", "finished"]]
     assert all(r[2] for r in rows[1:]), rows  # a metric value per point
     report = (out / "report" / "report.md").read_text()
-    assert "| Configurations | Original | 3 bits | 4 bits |" in report
+    assert "| Configurations | float start (1 epoch) | 3 bits | 4 bits |" in report
     # A second call trains nothing; a point whose run folder is gone is run again.
     again = _cli(*args, cwd=ROOT)
     assert again.returncode == 0 and again.stdout.count("finished earlier, skipped") == 2
@@ -189,3 +189,65 @@ def test_local_sweep_runs_points_skips_finished_and_collects(tmp_path: Path) -> 
     third = _cli(*args, cwd=ROOT)
     assert third.returncode == 0 and third.stdout.count("finished earlier, skipped") == 1
     assert json.loads((out / "points.json").read_text())["points"]["inq.bits-4"]["status"] == "finished"
+
+
+# --- float controls: one per seed and configuration, not one per bit width ------------------------
+
+def test_control_points_one_per_seed_and_configuration(tmp_path: Path) -> None:
+    from inqnet.cli.sweep.grid import control_axes
+    from inqnet.cli.sweep.local import LocalSweep, sweep_config
+
+    axes = parse_axes(["inq.bits=2..4", "seed=0..1", "model.width=0.5,1.0"])
+    points = LocalSweep("r.yaml", axes, tmp_path, control=True).points()
+    inq, controls = points[:12], points[12:]
+    assert len(inq) == 12 and all("inq.control" not in p.values for p in inq)
+    assert [p.overrides for p in controls] == [
+        ["seed=0", "model.width=0.5", "inq.control=True"], ["seed=0", "model.width=1.0", "inq.control=True"],
+        ["seed=1", "model.width=0.5", "inq.control=True"], ["seed=1", "model.width=1.0", "inq.control=True"]]
+    assert controls[0].name == "seed-0_model.width-0.5_inq.control-True"
+    assert parse_override(controls[0].overrides[-1]).value is True
+    assert len(LocalSweep("r.yaml", axes, tmp_path).points()) == 12  # no controls unless asked
+    config = sweep_config("r.yaml", control_axes(parse_axes(["inq.bits=2..9"])), name="c")
+    assert config["parameters"] == {"inq.control": {"values": [True]}}  # a valid W&B grid of one point
+
+
+def test_sweep_control_writes_a_control_sweep_for_wandb(tmp_path: Path, call_main) -> None:
+    (tmp_path / "tiny.yaml").write_text((ROOT / "recipes" / "quickstart.yaml").read_text())
+    out = tmp_path / "sw"
+    result = call_main("sweep", str(tmp_path / "tiny.yaml"), "--grid", "inq.bits=2..9", "--grid", "seed=0..2",
+                       "--control", "--out", str(out))
+    assert result.code == 0, result.err
+    assert "(24 points)" in result.out and "(3 controls)" in result.out
+    control = yaml.safe_load((out / "sweep_control.yaml").read_text())
+    assert control["parameters"] == {"seed": {"values": [0, 1, 2]}, "inq.control": {"values": [True]}}
+    assert control["command"][-1] == "${args_no_hyphens}" and control["method"] == "grid"
+    bad = call_main("sweep", str(tmp_path / "tiny.yaml"), "--grid", "inq.bits=2,3", "--control", "inq.control=true",
+                    "--out", str(tmp_path / "bad"))
+    assert bad.code == 2 and "--control: inq.control is set by --control itself" in bad.err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_results_best_is_fully_quantized_and_tables_never_pool(tmp_path: Path) -> None:
+    from inqnet.cli.sweep.local import LocalSweep
+    from inqnet.cli.sweep.results import collect_results
+    from tests.inq_cli.report.fakeruns import write_run
+
+    axes = parse_axes(["inq.bits=2,3", "model.width=0.5,1.0"])
+    states = LocalSweep("r.yaml", axes, tmp_path, control=True).points()
+    for state in states:
+        width = state.values["model.width"]
+        last = 0.60 + state.values.get("inq.bits", 4) / 100 + width / 10
+        state.run_dir = str(write_run(tmp_path / "runs" / state.name, [0.95, 0.99, 0.5, last],
+                                      bits=state.values.get("inq.bits", 5), control="inq.control" in state.values,
+                                      model__width=width))
+        state.status = "finished"
+    markdown, files = collect_results(states, axes, tmp_path / "out")
+    lines = markdown.splitlines()
+    assert lines[0] == ("| inq.bits | model.width | control | status | val/acc (last) | val/acc (best, fully quantized) "
+                        "| run_dir |")
+    assert lines[2].startswith("| 2 | 0.5 |  | finished | 0.6700 | 0.6700 |")  # not the float epochs' 0.99
+    assert lines[6].startswith("|  | 0.5 | yes | finished | 0.6900 | 0.6900 |")  # control: over the same epochs
+    assert "| vgg (model.width=0.5) | 69.00 (n=1) | 67.00 (n=1) | 68.00 (n=1) |" in markdown
+    assert "| vgg (model.width=1.0) | 74.00 (n=1) | 72.00 (n=1) | 73.00 (n=1) |" in markdown
+    assert "INQ − float (equal budget)" in markdown
+    assert tmp_path / "out" / "report" / "val_acc_by_bits.png" in files

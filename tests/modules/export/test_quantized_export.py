@@ -218,3 +218,28 @@ def test_reexport_of_the_old_checkpoint_matches_the_old_export(tmp_path) -> None
         assert sorted(a.keys()) == sorted(b.keys())
         assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys())
     assert new.stat().st_size == old.stat().st_size
+
+
+@pytest.mark.parametrize("bits", [2, 3, 5, 7, 9])
+def test_keep_modes_give_bit_identical_outputs(tmp_path, bits: int) -> None:
+    """"dense" runs the decoded weight, "packed" decodes the codes into a shared scratch buffer
+    per forward: both equal the fake-quantized network exactly; "packed" holds no float weight."""
+    net = tiny(bits).eval()
+    path = tmp_path / "k.inq.safetensors"
+    export_model(net, path)
+    x = _x(3)
+    with torch.no_grad():
+        expected = net(x)
+        for keep in ("dense", "packed", "both"):
+            loaded = load_quantized(path, keep=keep)
+            assert torch.equal(loaded(x), expected), keep
+            assert torch.equal(loaded(x), expected), keep  # the reused buffer holds no stale state
+    packed = load_quantized(path, keep="packed")
+    layers = [m for m in packed.modules() if isinstance(m, (QuantConv2d, QuantLinear))]
+    assert layers and all(m.dense is None and m.codes is not None for m in layers)
+    assert len({id(m.scratch) for m in layers}) == 1  # one buffer for the whole network
+    dense = load_quantized(path)
+    assert all(m.codes is None and m.dense is not None
+               for m in dense.modules() if isinstance(m, (QuantConv2d, QuantLinear)))
+    with pytest.raises(ValueError, match="keep must be one of"):
+        load_quantized(path, keep="floats")
