@@ -9,7 +9,7 @@ from inqnet.cli.commands import (
     annotate, bench, data, eval, export, inspect, recipes, report, slurm, sweep, train, validate,
     verify,
 )
-from inqnet.cli.errors import EXIT_INTERRUPTED, show_error
+from inqnet.cli.errors import show_error, show_interrupt
 from inqnet.modules.errors import InputError
 
 try:  # typer >= 0.2x carries its own click; earlier versions use click itself
@@ -51,9 +51,10 @@ def main(argv: list[str] | None = None) -> None:
             code = show_error(err.format_message(), ctx.command_path if ctx is not None else "")
     except InputError as err:  # InqError included
         code = show_error(err)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        code = EXIT_INTERRUPTED
+    except typer.Abort:  # Ctrl+C outside a run (click has closed the ^C line)
+        code = show_interrupt()
+    except KeyboardInterrupt as err:  # raised outside click's own handling
+        code = show_interrupt(err)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -61,6 +61,8 @@ def summary_tables(result: RunResult) -> list[Table]:
     facts.add_row("parameters", f"{inq.get('parameters', 0):,}")
     facts.add_row("wall time", f"{result.wall_time_s:.1f} s")
     facts.add_row("run folder", result.run_dir)
+    if result.log:
+        facts.add_row("Lightning's log", result.log)
     for name, path in result.checkpoints.items():
         facts.add_row(f"{name} checkpoint", path)
     tables.append(facts)

@@ -26,3 +26,22 @@ def show_error(message: object, where: str = "") -> int:
     prefix = f"{where}: " if where else ""
     typer.echo(f"error: {prefix}{one_line(str(message))}", err=True)
     return EXIT_BAD_INPUT
+
+
+class InqInterrupted(KeyboardInterrupt):
+    """Ctrl+C, said as one line (where the run stopped, how to go on); exit code 130.
+
+    A KeyboardInterrupt, so code that cleans up on Ctrl+C (and no `except Exception`) sees it as one.
+    """
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(one_line(message))
+
+
+def show_interrupt(err: BaseException | None = None) -> int:
+    """Prints ``interrupted[: message]`` as one line on stderr; returns exit code 130."""
+    text = one_line(str(err)) if err is not None and str(err) else ""
+    typer.echo(f"interrupted: {text}" if text else "interrupted", err=True)
+    return EXIT_INTERRUPTED

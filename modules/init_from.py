@@ -30,10 +30,17 @@ class InitReport:
     missing: list[str] = field(default_factory=list)
 
 
-def check_init_from(path: str | Path | None) -> None:
-    """Cheap early check (before a run starts) that an `init_from` file is there."""
-    if path is not None and not Path(path).is_file():
+def check_init_from(path: str | Path | None, net: nn.Module | None = None, skip_mismatched: bool = False) -> None:
+    """The whole check, before a run folder exists: the file is there, loads as a state dict of
+    tensors (``weights_only``) and, given ``net``, its keys and shapes fit it as
+    ``load_float_weights`` would load them (nothing is copied). DataError naming the file if not."""
+    if path is None:
+        return
+    if not Path(path).is_file():
         raise data_error(path, "init_from checkpoint does not exist")
+    source = read_state_dict(path)
+    if net is not None:
+        _plan(net.state_dict(), dict(net.named_parameters()), source, path, skip_mismatched)
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -72,10 +79,9 @@ def _best_prefix(source: dict[str, torch.Tensor], target_keys: set[str]) -> str:
     return max(sorted(candidates, key=len), key=hits)
 
 
-def load_float_weights(net: nn.Module, path: str | Path, skip_mismatched: bool = False) -> InitReport:
-    """Copy matching float weights from ``path`` into ``net`` (in place) and report."""
-    source = read_state_dict(path)
-    target = net.state_dict()
+def _plan(target: dict[str, torch.Tensor], params: dict[str, object], source: dict[str, torch.Tensor],
+          path: str | Path, skip_mismatched: bool) -> tuple[InitReport, dict[str, torch.Tensor]]:
+    """Which source tensors go where (the report and the update); DataError when they do not fit."""
     prefix = _best_prefix(source, set(target))
     report = InitReport(str(path), prefix)
     stripped = {k[len(prefix):]: v for k, v in source.items()
@@ -94,10 +100,16 @@ def load_float_weights(net: nn.Module, path: str | Path, skip_mismatched: bool =
         raise data_error(path, "no tensor in the checkpoint matches the model's parameters")
     report.loaded = sorted(update)
     report.missing = sorted(k for k in target if k not in update and not is_inq_buffer(k))
-    params = {name for name, _ in net.named_parameters()}
     absent = [k for k in report.missing if k in params and k not in report.mismatched]
     if absent and not skip_mismatched:
         raise data_error(path, f"no weights for {len(absent)} parameters, e.g. {', '.join(absent[:3])} (set init_skip_mismatched to load the rest)")
+    return report, update
+
+
+def load_float_weights(net: nn.Module, path: str | Path, skip_mismatched: bool = False) -> InitReport:
+    """Copy matching float weights from ``path`` into ``net`` (in place) and report."""
+    target = net.state_dict()
+    report, update = _plan(target, dict(net.named_parameters()), read_state_dict(path), path, skip_mismatched)
     with torch.no_grad():
         for key, value in update.items():
             target[key].copy_(value.to(target[key].dtype))

@@ -4,9 +4,16 @@ The `optimizer` and `scheduler` sections of a recipe are dispatched by `name` to
 classes in `OPTIMIZERS` / `SCHEDULERS`; `build_optimizer` / `build_scheduler` turn a validated
 config into torch objects. INQ restarts the schedule at each stage (the callback does that), so
 every schedule here is a plain torch LRScheduler that can be reset.
+
+A schedule runs in phases: the float phase, then each INQ stage (a float run is one phase). Its
+horizon (milestones, step size, cosine length) counts intervals from the start of the phase it
+runs in, and must fit the shortest phase (`check_schedule_fits`), so a decay such as the paper's
+"5e-4, then 5e-5 after a threshold" happens inside every stage instead of never. Cosine holds at
+`eta_min` after `t_max` instead of climbing back, as torch's periodic cosine would.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -17,7 +24,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from inqnet.modules.errors import InputError
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SGDConfig(_Strict):
@@ -97,10 +104,10 @@ class MultiStepSchedule(_Schedule):
 
 
 class CosineSchedule(_Schedule):
-    """Cosine annealing from lr to eta_min over t_max intervals."""
+    """Cosine annealing from lr to eta_min over t_max intervals, then eta_min."""
 
     name: Literal["cosine"] = "cosine"
-    t_max: PositiveInt
+    t_max: PositiveInt | None = None  # None: each phase's own length (the float phase, each stage)
     eta_min: float = Field(0.0, ge=0.0)
 
 
@@ -135,6 +142,58 @@ SCHEDULERS: dict[str, type[_Strict]] = {
 def inverse_time_lr(lr0: float, decay: float, t: int) -> float:
     """The learning rate after t intervals of inverse-time decay."""
     return lr0 / (1.0 + decay * t)
+
+
+def held_cosine_lr(lr0: float, eta_min: float, t_max: int, t: int) -> float:
+    """Cosine from lr0 at t = 0 to eta_min at t = t_max, eta_min afterwards (no climb back)."""
+    if t >= t_max:
+        return eta_min
+    return eta_min + (lr0 - eta_min) * (1.0 + math.cos(math.pi * t / t_max)) / 2.0
+
+
+class HeldCosine(LRScheduler):
+    """`held_cosine_lr` as a closed-form scheduler, so a restart (last_epoch = 0) is exact.
+
+    ``t_max`` None anneals over ``phase_length``, which the INQ callback sets at each restart."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, t_max: int | None, eta_min: float = 0.0,
+                 phase_length: int = 1, last_epoch: int = -1) -> None:
+        self.t_max, self.eta_min, self.phase_length = t_max, eta_min, max(1, phase_length)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        t_max = self.t_max if self.t_max is not None else self.phase_length
+        return [held_cosine_lr(base, self.eta_min, t_max, self.last_epoch) for base in self.base_lrs]
+
+
+def schedule_horizon(cfg: SchedulerConfig) -> tuple[str, int] | None:
+    """The schedule's last change point, counted from its phase's start: (field, intervals)."""
+    if isinstance(cfg, MultiStepSchedule):
+        return "milestones", max(cfg.milestones)
+    if isinstance(cfg, StepSchedule):
+        return "step_size", cfg.step_size
+    if isinstance(cfg, CosineSchedule) and cfg.t_max is not None:
+        return "t_max", cfg.t_max
+    return None
+
+
+def check_schedule_fits(cfg: SchedulerConfig, phases: Mapping[str, int], unit: str) -> None:
+    """InputError naming both numbers when the horizon does not fit a phase it runs in.
+
+    ``phases`` maps a phase's description ("the float phase", "each INQ stage") to its length in
+    ``unit``s; a phase of length 0 does not run. A schedule counted in another unit (steps in an
+    epoch clock) cannot be checked here and is left alone."""
+    horizon = schedule_horizon(cfg)
+    if horizon is None or cfg.interval != unit:
+        return
+    key, value = horizon
+    for phase, length in phases.items():
+        if 0 < length <= value if key != "t_max" else 0 < length < value:
+            what = "fires" if key != "t_max" else "ends"
+            raise InputError(
+                f"scheduler.{key}: {value} {unit}s does not fit {phase}, which lasts {length} {unit}s "
+                f"(the schedule restarts at each phase, so it never {what} there); use at most "
+                f"{length - 1 if key != 't_max' else length}")
 
 
 class InverseTimeDecay(LRScheduler):
@@ -183,8 +242,10 @@ def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]) 
                 amsgrad=cfg.amsgrad)
 
 
-def build_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer) -> LRScheduler | None:
-    """The torch LR scheduler a validated config describes (None for `none`)."""
+def build_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer,
+                    phase_length: int = 1) -> LRScheduler | None:
+    """The torch LR scheduler a validated config describes (None for `none`); ``phase_length``
+    is the first phase's length, for horizons that follow their phase."""
     sched = torch.optim.lr_scheduler
     if isinstance(cfg, NoSchedule):
         return None
@@ -193,7 +254,7 @@ def build_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer) -> L
     if isinstance(cfg, MultiStepSchedule):
         return sched.MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma)
     if isinstance(cfg, CosineSchedule):
-        return sched.CosineAnnealingLR(optimizer, T_max=cfg.t_max, eta_min=cfg.eta_min)
+        return HeldCosine(optimizer, t_max=cfg.t_max, eta_min=cfg.eta_min, phase_length=phase_length)
     if isinstance(cfg, ExponentialSchedule):
         return sched.ExponentialLR(optimizer, gamma=cfg.gamma)
     if isinstance(cfg, InverseTimeSchedule):
@@ -202,10 +263,10 @@ def build_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer) -> L
 
 
 def lightning_optimizers(optimizer_cfg: OptimizerConfig, scheduler_cfg: SchedulerConfig,
-                         params: Iterable[torch.nn.Parameter]) -> Any:
+                         params: Iterable[torch.nn.Parameter], phase_length: int = 1) -> Any:
     """What `LightningModule.configure_optimizers` returns for these configs."""
     optimizer = build_optimizer(optimizer_cfg, params)
-    scheduler = build_scheduler(scheduler_cfg, optimizer)
+    scheduler = build_scheduler(scheduler_cfg, optimizer, phase_length)
     if scheduler is None:
         return optimizer
     return {"optimizer": optimizer,

@@ -42,9 +42,9 @@ BUILTIN_ENTRY_MODULES: tuple[str, ...] = (
 
 
 class EntryConfig(BaseModel):
-    """Base of every registry entry's config: strict (unknown keys are errors), keyed by `name`."""
+    """Base of every registry entry's config: strict (unknown keys are errors, numbers finite), keyed by `name`."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     name: str
 

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:  # the run machinery loads torch: only when a run starts
+    from inqnet.cli.run.train import RunResult
 
 HELP = """Train a recipe: float epochs, then INQ stages; prints float vs INQ metrics at the end.
 
@@ -28,14 +31,25 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from this checkpoint (its run folder).",
                                           show_default=False),
 ) -> None:
+    from inqnet.cli.errors import show_interrupt
+
+    try:
+        result = _run(recipe, overrides or [], resume)
+    except KeyboardInterrupt as err:  # one line and 130 here: typer/click would exit silently or say "Aborted!"
+        raise typer.Exit(show_interrupt(err)) from None
+    from inqnet.cli.console import print_tables, summary_tables
+
+    print_tables(summary_tables(result))
+
+
+def _run(recipe: Path, overrides: list[str], resume: Path | None) -> RunResult:
+    """Loads the recipe and trains it; the resume hint repeats the recipe argument and overrides."""
     from inqnet.cli.config.load import load_recipe
 
-    resolved = load_recipe(recipe, overrides or [])
-    from inqnet.cli.console import print_tables, summary_tables
+    resolved = load_recipe(recipe, overrides)
     from inqnet.cli.run.train import train as run_training
 
-    result = run_training(resolved, recipe.stem, resume=resume)
-    print_tables(summary_tables(result))
+    return run_training(resolved, recipe.stem, resume=resume, command=[str(recipe), *overrides])
 
 
 def register(app: typer.Typer) -> None:

@@ -1,15 +1,15 @@
 """`inq validate RECIPE... [key=value ...]`: check recipes against the schema without running."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from inqnet.cli.errors import InqError
 
 HELP = """Check recipes without running them: every key, type and range, one line per recipe.
 
-Arguments containing '=' are overrides applied to every recipe. Exit code 2 if any recipe is bad.
+Arguments of the form key=value (a dotted key such as optimizer.lr) are overrides applied to every
+recipe, never file names (give a recipe whose name has '=' in it as ./NAME). Exit code 2 if any
+recipe is bad.
 
 Examples:
 
@@ -26,9 +26,10 @@ def validate(
                                       show_default=False),
 ) -> None:
     from inqnet.cli.config.load import load_recipe
+    from inqnet.cli.config.overrides import split_overrides
 
-    recipes = [i for i in items if "=" not in i or Path(i).exists()]
-    overrides = [i for i in items if i not in recipes]
+    recipes, parsed = split_overrides(items)  # by their form alone: an override is never looked up as a file
+    overrides = [o.text for o in parsed]
     if not recipes:
         raise InqError("validate: no recipe file given")
     failed = 0

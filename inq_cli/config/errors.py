@@ -7,13 +7,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from inqnet.cli.config.safe_yaml import short
+
 # Validators raise ValueError("sub.key: message") to point below the field they validate.
 _SUBPATH = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*(?: \+ [A-Za-z_][A-Za-z0-9_.]*)?): (.+)$")
 _LOC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 _KINDS = {
     ("int_type", "int_parsing", "int_from_float"): "must be an integer",
-    ("float_type", "float_parsing", "finite_number"): "must be a number",
+    ("finite_number",): "must be a finite number",
+    ("float_type", "float_parsing"): "must be a number",
     ("bool_type", "bool_parsing"): "must be true or false",
     ("string_type",): "must be a string",
     ("list_type", "tuple_type", "iterable_type"): "must be a list",
@@ -21,9 +24,8 @@ _KINDS = {
 }
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_short = short  # bounded in size and time, however large the input
+MAX_MESSAGE = 300  # characters of one problem's message
 
 
 def _path(loc: Sequence[Any]) -> str:
@@ -77,6 +79,8 @@ def describe_validation_error(err: ValidationError, prefix: Sequence[str] = ()) 
     # alternatives of a union: say what the input was once, at the end
     got = re.compile(r" \(got .*\)$")
     message = " or ".join([got.sub("", m) for m in messages[:-1]] + messages[-1:])
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 3] + "..."
     match = _SUBPATH.match(message)
     if match and error_is_value_error(errors[0]):
         sub, message = match.groups()

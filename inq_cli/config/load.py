@@ -14,6 +14,8 @@ from pydantic import ValidationError
 
 from inqnet.cli.config.errors import describe_validation_error
 from inqnet.cli.config.overrides import Override, apply_overrides, parse_overrides
+from inqnet.cli.config.safe_yaml import (MAX_RECIPE_BYTES, RecipeDataError, check_depth, check_size, dump_yaml,
+                                         load_yaml, non_finite, short)
 from inqnet.cli.config.schema import NAMED_SECTIONS, Recipe
 from inqnet.cli.errors import InqError
 from inqnet.modules.atomic import write_atomic
@@ -22,12 +24,13 @@ from inqnet.modules.errors import InputError
 
 def _fail(source: str, path: str, message: str, overrides: Sequence[Override]) -> InqError:
     origin = next((o for o in overrides if _related(o.key, path)), None)
-    suffix = f" (from override {origin.text})" if origin else ""
+    suffix = f" (from override {short(origin.text)[1:-1]})" if origin else ""
     where = f"{path}: " if path else ""
     return InqError(f"{source}: {where}{message}{suffix}")
 
 
 def _related(key: str, path: str) -> bool:
+    path = path.partition("[")[0]  # `model.hidden[1]` comes from an override of `model.hidden`
     return bool(path) and (key == path or key.startswith(path + ".") or path.startswith(key + "."))
 
 
@@ -35,6 +38,13 @@ def validate_recipe(raw: Any, source: str, overrides: Sequence[Override] = ()) -
     """Validates a recipe dict; InqError with the first problem's key path otherwise."""
     if not isinstance(raw, dict):
         raise InqError(f"{source}: a recipe must be a YAML mapping of sections (got {type(raw).__name__})")
+    try:
+        check_depth(raw)  # a checkpoint's recipe, or one built in Python, has not been through load_yaml
+    except RecipeDataError as err:
+        raise InqError(f"{source}: {err}") from None
+    bad = non_finite(raw)  # a recipe holds only finite numbers (.inf/.nan/1e999 train to NaN)
+    if bad is not None:
+        raise _fail(source, bad[0], f"must be a finite number (got {bad[1]})", overrides)
     data = dict(raw)
     for section, parse in NAMED_SECTIONS.items():
         if section not in data:
@@ -55,23 +65,33 @@ def validate_recipe(raw: Any, source: str, overrides: Sequence[Override] = ()) -
 
 
 def read_yaml(path: Path) -> Any:
-    """The parsed YAML of a recipe file; InqError if missing, unreadable or malformed."""
-    if not path.exists():
-        raise InqError(f"{path}: no such recipe file")
-    if not path.is_file():
-        raise InqError(f"{path}: not a file")
+    """The parsed YAML of a recipe file; InqError if missing, unreadable, malformed or beyond the
+    limits of `safe_yaml` (size, nesting, anchors/aliases)."""
     try:
-        text = path.read_text(encoding="utf-8")
-        return yaml.safe_load(text)
+        if not path.exists():
+            raise InqError(f"{path}: no such recipe file")
+        if not path.is_file():
+            raise InqError(f"{path}: not a file")
+        check_size(path.stat().st_size, "the file")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_RECIPE_BYTES + 1)
+        check_size(len(data), "the file")
+        return load_yaml(data.decode("utf-8"))
+    except InqError:
+        raise
     except UnicodeDecodeError:
         raise InqError(f"{path}: not a text (UTF-8) file") from None
+    except RecipeDataError as err:
+        raise InqError(f"{path}: {err}") from None
     except OSError as err:
-        raise InqError(f"{path}: cannot read ({err.strerror})") from None
+        raise InqError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or "parse error"
         raise InqError(f"{path}: malformed YAML{where}: {problem}") from None
+    except (ValueError, RecursionError, MemoryError) as err:  # e.g. an integer of 5000 digits
+        raise InqError(f"{path}: cannot read ({short(str(err) or type(err).__name__, 200)[1:-1]})") from None
 
 
 def load_recipe(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Recipe:
@@ -96,7 +116,7 @@ def recipe_from_checkpoint(resolved: Any, source: str, overrides: Iterable[str] 
 
 def save_resolved(recipe: Recipe, path: Path) -> None:
     """Writes the resolved recipe as YAML (defaults filled, overrides applied)."""
-    write_atomic(path, yaml.safe_dump(recipe.resolved(), sort_keys=False))
+    write_atomic(path, dump_yaml(recipe.resolved()))
 
 
 def resolved_recipe(path: Path, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from inqnet.cli.config.safe_yaml import check_depth, check_size, load_yaml, short
 from inqnet.cli.errors import InqError
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -45,14 +46,17 @@ def _plain(value: Any) -> Any:
 
 
 def parse_value(raw: str) -> Any:
-    """A Python literal if `raw` is one (True, None, [1, 2], 'x'), else its YAML reading."""
+    """A Python literal if `raw` is one (True, None, [1, 2], 'x'), else its YAML reading; within the
+    recipe limits of `safe_yaml` (size, nesting, no anchors), so a hostile value fails fast."""
     text = raw.strip()
     if text == "":
         return None
+    check_size(len(text.encode("utf-8", "surrogatepass")), "the value")
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
+    check_depth(value)
     return _plain(value)
 
 
@@ -60,9 +64,10 @@ def read_value(raw: str, where: str) -> Any:
     """`parse_value`, with an unreadable value an InqError that starts with ``where``."""
     try:
         return parse_value(raw)
-    except (yaml.YAMLError, ValueError) as err:
+    except (yaml.YAMLError, ValueError, RecursionError, MemoryError) as err:
         reason = " ".join(str(err).split())
-        raise InqError(f"{where}: cannot read the value {raw!r} ({reason})") from None
+        reason = reason if len(reason) <= 200 else reason[:197] + "..."
+        raise InqError(f"{where}: cannot read the value {short(raw)} ({reason or type(err).__name__})") from None
 
 
 def is_key(key: str) -> bool:
@@ -72,13 +77,14 @@ def is_key(key: str) -> bool:
 
 def parse_override(text: str) -> Override:
     """Parses one `key=value` argument; InqError naming the argument if it is malformed."""
+    shown = short(text)
     if "=" not in text:
-        raise InqError(f"override {text!r}: expected key=value (e.g. optimizer.lr=0.01)")
+        raise InqError(f"override {shown}: expected key=value (e.g. optimizer.lr=0.01)")
     key, _, raw = text.partition("=")
     key = key.strip()
     if not is_key(key):
-        raise InqError(f"override {text!r}: bad key {key!r} (expected a dotted path such as optimizer.lr)")
-    return Override(key=key, value=read_value(raw, f"override {text!r}"), text=text)
+        raise InqError(f"override {shown}: bad key {short(key)} (expected a dotted path such as optimizer.lr)")
+    return Override(key=key, value=read_value(raw, f"override {shown}"), text=text)
 
 
 def parse_overrides(texts: Iterable[str]) -> list[Override]:
@@ -97,16 +103,24 @@ def split_overrides(args: Iterable[str], positional: Callable[[str], bool] = lam
 
     An argument is an override when it reads `key=...` with a key made of word characters, dots
     and dashes (a malformed key then fails in `parse_override`, naming it), unless ``positional``
-    claims it (`inq eval`: an existing file named `a=b.ckpt` is a checkpoint).
+    claims it (`inq eval`: an existing file named `a=b.ckpt` is a checkpoint). A ``positional`` that
+    cannot look at the argument (a name too long for the file system, a NUL byte) does not claim it.
     """
     plain, overrides = [], []
     for arg in args:
         key, sep, _ = arg.partition("=")
-        if sep and key.replace(".", "_").replace("-", "_").isidentifier() and not positional(arg):
+        if sep and key.replace(".", "_").replace("-", "_").isidentifier() and not _claims(positional, arg):
             overrides.append(arg)
         else:
             plain.append(arg)
     return plain, parse_overrides(overrides)
+
+
+def _claims(positional: Callable[[str], bool], arg: str) -> bool:
+    try:
+        return bool(positional(arg))
+    except (OSError, ValueError):
+        return False
 
 
 def get_path(tree: Any, dotted: str, default: Any = None) -> Any:
@@ -131,7 +145,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[Override]) -> di
                 child = node[part] = {}
             elif not isinstance(child, dict):
                 where = ".".join(parts[: depth + 1])
-                raise InqError(f"override {override.text!r}: {where} is not a section (it holds {child!r})")
+                raise InqError(f"override {short(override.text)}: {where} is not a section (it holds {short(child)})")
             node = child
         node[parts[-1]] = override.value
     return result

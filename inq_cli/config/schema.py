@@ -18,7 +18,9 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloa
 from inqnet.kernels.packing import bits_problem
 from inqnet.modules.inq.math import validate_portions
 from inqnet.modules.inq.schedule import InqClock
-from inqnet.modules.optim import OptimizerConfig, SchedulerConfig, parse_optimizer, parse_scheduler
+from inqnet.modules.errors import InputError
+from inqnet.modules.optim import (OptimizerConfig, SchedulerConfig, check_schedule_fits, parse_optimizer,
+                                  parse_scheduler)
 from inqnet.modules.registry import DataConfig, ModelConfig, parse_data_config, parse_model_config
 
 PRECISIONS = ("64", "32", "16", "bf16", "64-true", "32-true", "16-true", "bf16-true", "16-mixed", "bf16-mixed",
@@ -29,9 +31,9 @@ DEFAULT_EPOCHS_PER_STAGE = 2
 
 
 class Section(BaseModel):
-    """A strict recipe section: unknown keys are errors."""
+    """A strict recipe section: unknown keys are errors, numbers must be finite."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class InqSection(Section):
@@ -50,6 +52,8 @@ class InqSection(Section):
     exclude: list[str] = Field(default_factory=list)
     strategy: Literal["magnitude", "random"] = "magnitude"
     restart_lr: bool = True
+    # A float control: runs the INQ schedule (stage restarts) but freezes/rounds nothing.
+    control: bool = False
 
     @field_validator("bits")
     @classmethod
@@ -105,7 +109,7 @@ class TrainerSection(Section):
     """Passed to `lightning.pytorch.Trainer`. Common arguments are typed here; any other Trainer
     argument is accepted by name (a misspelt one is an error)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     max_epochs: PositiveInt | None = None
     max_steps: PositiveInt | None = None
@@ -238,18 +242,36 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _training_covers_the_schedule(self) -> Recipe:
-        if not self.inq.enabled:
-            return self
+        """Unless the trainer says how long to train, a run lasts the INQ schedule's total length:
+        every stage runs in full, and a float run of an INQ recipe (`inq.enabled: false`) or its
+        control (`inq.control: true`) trains exactly as long as the INQ run would (equal budget)."""
         clock, trainer = self.inq.clock, self.trainer
         unit, limit_key = clock.unit, clock.limit_key
         limit = getattr(trainer, limit_key)
         if trainer.max_epochs is None and trainer.max_steps is None:
-            setattr(trainer, limit_key, clock.total)  # every stage runs its full length
+            setattr(trainer, limit_key, clock.total)
+        elif not (self.inq.enabled or self.inq.control):
+            return self  # a float run of the length the trainer asks for
         elif limit is not None and limit < clock.min_length:
             raise ValueError(
                 f"trainer.{limit_key}: ends before INQ's last stage, which starts at {unit} "
                 f"{clock.last_stage_start} (inq.float_{unit}s + {clock.stages - 1} x inq.{unit}s_per_stage); "
                 f"needs >= {clock.min_length} (got {limit})")
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_fits_its_phases(self) -> Recipe:
+        """A scheduler horizon must fit every phase it restarts in (see `modules/optim.py`)."""
+        clock = self.inq.clock
+        limit = getattr(self.trainer, clock.limit_key)
+        if (self.inq.enabled or self.inq.control) and self.inq.restart_lr:
+            phases = clock.phases(limit)
+        else:
+            phases = {"the run": limit or 0}
+        try:
+            check_schedule_fits(self.scheduler, phases, clock.unit)
+        except InputError as err:
+            raise ValueError(str(err)) from None
         return self
 
     def resolved(self) -> dict[str, Any]:

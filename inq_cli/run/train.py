@@ -6,12 +6,12 @@ A run lives in `<output_dir>/<recipe name>/<timestamp>/` and holds `resolved.yam
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,14 +25,17 @@ from inqnet.cli.errors import InqError
 from inqnet.cli.config.schema import Recipe
 from inqnet.cli.config.load import save_resolved
 from inqnet.modules.atomic import write_atomic
-from inqnet.cli.slurm.requeue import requeue_resume_point
+from inqnet.cli.run.checkpoint_io import with_checkpoint_io
+from inqnet.cli.run.resume import ResumePlan, auto_resume, check_resume, record_resume
 from inqnet.cli.run.callbacks import build_callbacks
+from inqnet.cli.run.finite import FiniteCheck
 from inqnet.cli.run.folder import RUN_DIR_ENV, make_run_dir
+from inqnet.cli.run.lifecycle import InqTrainer, RunLifecycle, quiet_callbacks
 from inqnet.cli.run.loggers import build_loggers
 from inqnet.modules.tasks.base import BaseModule
 from inqnet.modules.errors import first_line
 from inqnet.modules.inq.footprint import model_footprint
-from inqnet.modules.checkpoints import load_model, read_checkpoint
+from inqnet.modules.checkpoints import load_model
 from inqnet.modules.registry import data_entry, model_entry
 
 class _DropLightningTips(logging.Filter):
@@ -54,7 +57,7 @@ def make_trainer(trainer_args: dict[str, Any], **fixed: Any) -> pl.Trainer:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     try:
-        return pl.Trainer(**trainer_args, **fixed)
+        return InqTrainer(**trainer_args, **fixed)
     except (MisconfigurationException, ValueError, TypeError, RuntimeError) as err:
         raise InqError(f"trainer: {first_line(err)}") from None
 
@@ -92,6 +95,8 @@ class RunResult:
     final_metrics: dict[str, float] = field(default_factory=dict)
     inq: dict[str, Any] = field(default_factory=dict)
     checkpoints: dict[str, str] = field(default_factory=dict)
+    log: str = ""  # Lightning's info lines and warnings (see inqnet.cli.run.lifecycle)
+    status: str = "finished"  # a failed or interrupted run's summary.json says so instead
 
 
 def _scalars(metrics: dict[str, Any], prefixes: tuple[str, ...]) -> dict[str, float]:
@@ -110,11 +115,23 @@ def _test(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightn
     return _scalars(results[0] if results else {}, ("test/",))
 
 
-def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunResult:
-    """Trains a recipe end to end: fit, then test the final model and the float baseline."""
+def _network(module: pl.LightningModule) -> torch.nn.Module | None:
+    """The network `model.init_from` loads into (an ensemble's first member's)."""
+    if isinstance(getattr(module, "net", None), torch.nn.Module):
+        return module.net
+    members = getattr(module, "members", None)
+    return getattr(members[0], "net", None) if members else None
+
+
+def train(recipe: Recipe, recipe_name: str, resume: Path | None = None,
+          command: Sequence[str] | None = None) -> RunResult:
+    """Trains a recipe end to end: fit, then test the final model and the float baseline.
+
+    `command` is the recipe argument and overrides as typed, for the resume hint Ctrl+C prints.
+    """
     started = time.perf_counter()
-    if resume is not None:
-        read_checkpoint(resume)  # one-line error if missing or corrupt, before any work
+    # loads it (weights_only) and checks it against the recipe: one line before anything is written
+    plan = check_resume(recipe, resume) if resume is not None else None
     quiet_lightning_noise()
     if recipe.threads is not None:
         torch.set_num_threads(recipe.threads)
@@ -127,30 +144,40 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunRe
     else:
         module = build_module(recipe, dict(datamodule.data_info))
     check_inq_targets(recipe, module)
-    if resume is None:
-        from inqnet.modules.init_from import check_init_from
+    from inqnet.modules.init_from import check_init_from
 
-        check_init_from(recipe.model.init_from)  # one line before any run folder exists
+    # loads as weights and fits the model: one line before any run folder exists (setup loads it again)
+    check_init_from(recipe.model.init_from, _network(module), recipe.model.init_skip_mismatched)
     fresh = resume is None and RUN_DIR_ENV not in os.environ
-    run_dir = resume.parent if resume is not None else make_run_dir(recipe, recipe_name)
-    resume = resume or requeue_resume_point(run_dir)  # a requeued SLURM job goes on where it stopped
-    try:
-        callbacks, baseline = build_callbacks(recipe, run_dir, module)
-        trainer_kwargs = {**recipe.trainer.trainer_kwargs(), **extra_trainer}
-        trainer = make_trainer(trainer_kwargs, callbacks=extra_callbacks + callbacks,
-                               logger=build_loggers(recipe, run_dir) or False, default_root_dir=str(run_dir),
-                               enable_checkpointing=True)
-    except BaseException:
-        if fresh and rank_zero_only.rank == 0:  # nothing ran: leave no empty run folder behind
-            with contextlib.suppress(OSError):  # (a folder a requeued job already filled stays)
-                run_dir.rmdir()
-        raise
-    if rank_zero_only.rank == 0:
+    run_dir = plan.run_dir if plan is not None else make_run_dir(recipe, recipe_name)
+    plan = plan or auto_resume(recipe, run_dir)  # a requeued SLURM job goes on from its newest good checkpoint
+    # from here on: Lightning's lines go to train.log, Ctrl+C stops with a resume hint, and a failure
+    # removes the folder (no checkpoint yet) or marks it failed in summary.json
+    with RunLifecycle(run_dir, fresh=fresh, recipe_name=recipe_name, command=command) as life:
+        return _fit_and_test(recipe, recipe_name, run_dir, plan, module, datamodule, extra_trainer,
+                             extra_callbacks, started, life)
+
+
+def _fit_and_test(recipe: Recipe, recipe_name: str, run_dir: Path, plan: ResumePlan | None,
+                  module: pl.LightningModule, datamodule: pl.LightningDataModule, extra_trainer: dict[str, Any],
+                  extra_callbacks: list[pl.Callback], started: float, life: RunLifecycle) -> RunResult:
+    """The run inside its folder: trainer, resolved.yaml, fit, tests, summary.json."""
+    callbacks, baseline = build_callbacks(recipe, run_dir, module)
+    trainer_kwargs = with_checkpoint_io({**recipe.trainer.trainer_kwargs(), **extra_trainer})  # atomic, safe loads
+    callbacks = [FiniteCheck(), *quiet_callbacks(trainer_kwargs), *extra_callbacks, *callbacks]  # finite check first
+    trainer = make_trainer(trainer_kwargs, callbacks=callbacks,
+                           logger=build_loggers(recipe, run_dir) or False, default_root_dir=str(run_dir),
+                           enable_checkpointing=True)
+    life.trainer = trainer
+    if rank_zero_only.rank == 0 and plan is not None:
+        record_resume(recipe, plan)  # a resumed run keeps its history and records what changed
+    elif rank_zero_only.rank == 0:
         save_resolved(recipe, run_dir / "resolved.yaml")
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # ranks Lightning launches write into this same folder
+    life.training = True
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(plan.checkpoint) if plan else None)
     finally:
         if previous is None:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -172,7 +199,8 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None) -> RunRe
                    if (run_dir / f"{name}.ckpt").is_file()}
     result = RunResult(run_dir=str(run_dir), recipe=recipe_name, monitor=module.monitor,
                        wall_time_s=time.perf_counter() - started, float_metrics=float_metrics,
-                       final_metrics=final, inq=inq, checkpoints=checkpoints)
+                       final_metrics=final, inq=inq, checkpoints=checkpoints,
+                       log=str(life.log.path) if life.log.path.is_file() else "")
     if rank_zero_only.rank == 0:
         write_atomic(run_dir / "summary.json", json.dumps(asdict(result), indent=2) + "\n")
     return result

@@ -26,7 +26,7 @@ from torch import Tensor
 from inqnet.kernels.packing import check_bits
 from inqnet.modules.inq.footprint import frozen_fraction
 from inqnet.modules.inq.math import exponent_range, freeze_stage_, max_abs, validate_portions
-from inqnet.modules.inq.schedule import InqClock, restart_lr
+from inqnet.modules.inq.schedule import InqClock, restart_lr, set_phase_length
 from inqnet.modules.inq.state import BITS, MASK, N1, UNSET, Target, attach_buffers, layer_report, select_targets
 
 _UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel")
@@ -207,9 +207,20 @@ class INQCallback(pl.Callback):
         if not self.control:
             self._clear_optimizer_state(trainer.optimizers)
         if self.restart_lr:
-            restart_lr(trainer.optimizers, [cfg.scheduler for cfg in trainer.lr_scheduler_configs])
+            schedulers = [cfg.scheduler for cfg in trainer.lr_scheduler_configs]
+            restart_lr(trainer.optimizers, schedulers)
+            set_phase_length(schedulers, self._phase_length(trainer))
         if self.log_stats:
             self._log(trainer)
+
+    def _phase_length(self, trainer: pl.Trainer) -> int:
+        """Length of the phase the run is in (the schedule's horizon when it follows its phase)."""
+        phases = self.clock.phases(getattr(trainer, self.clock.limit_key, None))
+        if self.stages_done == 0:
+            return phases["the float phase"]
+        if self.stages_done < self.clock.stages:
+            return phases["each INQ stage"]
+        return phases["the last INQ stage"]
 
     @torch.no_grad()
     def apply_stage(self, stage: int) -> None:

@@ -69,6 +69,16 @@ class InqClock:
         """Epochs (or steps) for every stage, the last included, to run its full length."""
         return self.float_length + self.stages * self.stage_length
 
+    def phases(self, limit: int | None = None) -> dict[str, int]:
+        """The learning-rate schedule's phases and their lengths: the float phase, every stage but
+        the last, and the last stage (which runs until ``limit``, the run's length)."""
+        end = self.total if limit is None or limit < 0 else limit
+        found = {"the float phase": self.float_length}
+        if self.stages > 1:
+            found["each INQ stage"] = self.stage_length
+        found["the last INQ stage"] = end - self.last_stage_start
+        return found
+
     def stages_due(self, position: int) -> int:
         """How many stages have started once ``position`` (epoch or step index) is reached."""
         if position < self.float_length:
@@ -110,6 +120,30 @@ def _reset_one(scheduler: object) -> None:
     base = getattr(scheduler, "base_lrs", None)
     if base is not None:
         scheduler._last_lr = list(base)
+
+
+def set_phase_length(schedulers: Sequence[object], length: int) -> None:
+    """Tell schedules whose horizon follows their phase (cosine without t_max) how long it is."""
+    for scheduler in schedulers:
+        for one in [scheduler, *getattr(scheduler, "_schedulers", [])]:
+            if hasattr(one, "phase_length"):
+                one.phase_length = max(1, int(length))
+
+
+def first_phase_length(trainer: object, unit: str) -> int:
+    """Length of the schedule's first phase: the float phase of an INQ clock the trainer's
+    callbacks carry (its first stage when there is no float phase), else the whole run."""
+    for callback in getattr(trainer, "callbacks", []):
+        clock = getattr(callback, "clock", None)
+        if isinstance(clock, InqClock):
+            limit = getattr(trainer, clock.limit_key, None)
+            phases = clock.phases(limit)
+            first = phases["the float phase"] or phases.get("each INQ stage", phases["the last INQ stage"])
+            return max(1, first)
+    limit = getattr(trainer, f"max_{unit}s", None)
+    if unit == "step" and (limit is None or limit < 0):
+        limit = getattr(trainer, "estimated_stepping_batches", 1)
+    return max(1, int(limit)) if limit is not None and limit > 0 else 1
 
 
 def restart_lr(optimizers: Sequence[Optimizer], schedulers: Sequence[object]) -> None:

@@ -67,7 +67,10 @@ class BaseModule(pl.LightningModule):
         return self.net(x)
 
     def configure_optimizers(self) -> Any:
-        return lightning_optimizers(self.optimizer_config, self.scheduler_config, self.parameters())
+        from inqnet.modules.inq.schedule import first_phase_length
+
+        length = first_phase_length(self.trainer, self.scheduler_config.interval) if self._trainer else 1
+        return lightning_optimizers(self.optimizer_config, self.scheduler_config, self.parameters(), length)
 
     # ------------------------------------------------------------------ evaluation
     # Lightning's validation/test hooks, shared by the families: each family scores one batch in

@@ -63,3 +63,19 @@ def test_bad_files(tmp_path: Path) -> None:
     torch.save({"other.weight": torch.zeros(2)}, tmp_path / "foreign.pth")
     with pytest.raises(DataError, match="no tensor in the checkpoint matches"):
         load_float_weights(small(), tmp_path / "foreign.pth")
+
+
+def test_check_init_from_checks_everything_without_loading(tmp_path: Path) -> None:
+    from inqnet.modules.init_from import check_init_from
+
+    torch.save(small(1000).state_dict(), tmp_path / "imagenet.pth")
+    target = small(10)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(DataError, match="classifier.6.weight: shape"):
+        check_init_from(tmp_path / "imagenet.pth", target)
+    check_init_from(tmp_path / "imagenet.pth", target, skip_mismatched=True)
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())  # nothing copied
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(DataError, match="list.pt: no state dict of tensors"):
+        check_init_from(tmp_path / "list.pt")  # even without a network to compare with
+    check_init_from(None)

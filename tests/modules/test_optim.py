@@ -6,7 +6,7 @@ import torch
 from pydantic import ValidationError
 
 from inqnet.modules.errors import InputError
-from inqnet.modules.optim import (InverseTimeDecay, build_optimizer, build_scheduler, inverse_time_lr, lightning_optimizers,
+from inqnet.modules.optim import (HeldCosine, InverseTimeDecay, check_schedule_fits, held_cosine_lr, build_optimizer, build_scheduler, inverse_time_lr, lightning_optimizers,
                            parse_optimizer, parse_scheduler)
 
 
@@ -70,7 +70,7 @@ def test_inverse_time_follows_the_formula_and_restarts_exactly() -> None:
 @pytest.mark.parametrize("section, kind", [
     ({"name": "step", "step_size": 2}, torch.optim.lr_scheduler.StepLR),
     ({"name": "multistep", "milestones": [2, 4]}, torch.optim.lr_scheduler.MultiStepLR),
-    ({"name": "cosine", "t_max": 10}, torch.optim.lr_scheduler.CosineAnnealingLR),
+    ({"name": "cosine", "t_max": 10}, HeldCosine),
     ({"name": "exponential", "gamma": 0.9}, torch.optim.lr_scheduler.ExponentialLR),
 ])
 def test_schedulers(section: dict, kind: type) -> None:
@@ -84,3 +84,45 @@ def test_no_scheduler_and_lightning_dict() -> None:
     assert out["lr_scheduler"]["interval"] == "step"  # the paper's decay is per iteration
     with pytest.raises(ValidationError, match="strictly increasing"):
         parse_scheduler({"name": "multistep", "milestones": [4, 2]})
+
+
+def test_cosine_holds_at_eta_min_after_t_max_and_restarts_exactly() -> None:
+    from inqnet.modules.inq.schedule import restart_lr
+
+    opt = torch.optim.SGD(_params(), lr=0.1)
+    sched = build_scheduler(parse_scheduler({"name": "cosine", "t_max": 4, "eta_min": 0.001}), opt)
+    lrs = []
+    for _ in range(8):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 0.1 and lrs[4:] == [0.001] * 4  # torch's periodic cosine climbs back here
+    assert all(a > b for a, b in zip(lrs[:4], lrs[1:5]))
+    assert lrs[2] == pytest.approx(held_cosine_lr(0.1, 0.001, 4, 2))
+    restart_lr([opt], [sched])
+    again = []
+    for _ in range(4):
+        again.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert again == lrs[:4]
+
+
+@pytest.mark.parametrize("section, phases, message", [
+    ({"name": "multistep", "milestones": [20]}, {"each INQ stage": 4}, "milestones: 20 epochs does not fit each INQ stage, which lasts 4"),
+    ({"name": "step", "step_size": 5}, {"the float phase": 12, "each INQ stage": 5}, "step_size: 5 epochs .* lasts 5"),
+    ({"name": "cosine", "t_max": 12}, {"the float phase": 12, "each INQ stage": 2}, "t_max: 12 epochs .* each INQ stage, which lasts 2"),
+])
+def test_horizon_that_cannot_fit_its_phase_is_refused(section: dict, phases: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        check_schedule_fits(parse_scheduler(section), phases, "epoch")
+
+
+def test_horizons_that_fit_and_schedules_of_another_unit_pass() -> None:
+    check_schedule_fits(parse_scheduler({"name": "multistep", "milestones": [2, 3]}), {"each INQ stage": 4}, "epoch")
+    check_schedule_fits(parse_scheduler({"name": "cosine", "t_max": 4}), {"each INQ stage": 4, "the float phase": 0},
+                        "epoch")
+    check_schedule_fits(parse_scheduler({"name": "multistep", "milestones": [900], "interval": "step"}),
+                        {"each INQ stage": 4}, "epoch")
+    with pytest.raises(ValidationError):
+        parse_optimizer({"name": "sgd", "lr": float("inf")})

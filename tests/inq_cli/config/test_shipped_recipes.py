@@ -44,5 +44,5 @@ def test_inq_recipes_lists_the_shipped_recipes() -> None:
     proc = run_cli("recipes")
     assert proc.returncode == 0, proc.stderr
     for path in RECIPES:
-        assert path.name in proc.stdout
+        assert path.stem in proc.stdout  # listed by name (`inq train NAME`)
     assert "Quickstart" in proc.stdout
