@@ -20,6 +20,8 @@ Examples:
 
   inq train recipes/quickstart.yaml inq.bits=4 optimizer.lr=0.01 trainer.accelerator=gpu
 
+  inq train recipes/quickstart.yaml --control   (adds the float control at equal budget)
+
   inq train recipes/quickstart.yaml --resume runs/quickstart/20250101-120000/last.ckpt
 """
 
@@ -30,11 +32,13 @@ def train(
                                                     show_default=False),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from this checkpoint (its run folder).",
                                           show_default=False),
+    control: bool = typer.Option(False, "--control", help="Also train the float control at equal budget (same "
+                                 "seed, epochs and schedule, nothing quantized) in the run's control/ folder."),
 ) -> None:
     from inqnet.cli.errors import show_interrupt
 
     try:
-        result = _run(recipe, overrides or [], resume)
+        result = _run(recipe, overrides or [], resume, control)
     except KeyboardInterrupt as err:  # one line and 130 here: typer/click would exit silently or say "Aborted!"
         raise typer.Exit(show_interrupt(err)) from None
     from inqnet.cli.console import print_tables, summary_tables
@@ -42,14 +46,19 @@ def train(
     print_tables(summary_tables(result))
 
 
-def _run(recipe: Path, overrides: list[str], resume: Path | None) -> RunResult:
+def _run(recipe: Path, overrides: list[str], resume: Path | None, control: bool = False) -> RunResult:
     """Loads the recipe and trains it; the resume hint repeats the recipe argument and overrides."""
     from inqnet.cli.config.load import load_recipe
 
     resolved = load_recipe(recipe, overrides)
     from inqnet.cli.run.train import train as run_training
 
-    return run_training(resolved, recipe.stem, resume=resume, command=[str(recipe), *overrides])
+    command = [str(recipe), *overrides, *(["--control"] if control else [])]
+    if control:
+        from inqnet.cli.run.control import train_with_control
+
+        return train_with_control(resolved, recipe.stem, resume=resume, command=command)
+    return run_training(resolved, recipe.stem, resume=resume, command=command)
 
 
 def register(app: typer.Typer) -> None:

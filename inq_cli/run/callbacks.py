@@ -48,7 +48,8 @@ def build_callbacks(recipe: Recipe, run_dir: Path, module: BaseModule) -> tuple[
         callbacks += [baseline, inq, InqTracker()]
     callbacks.append(QuantizedModelCheckpoint(
         dirpath=str(run_dir), filename="best", monitor=module.monitor, mode=module.monitor_mode, save_top_k=1,
-        auto_insert_metric_name=False, enable_version_counter=False, require_quantized=recipe.inq.enabled))
+        auto_insert_metric_name=False, enable_version_counter=False,
+        require_quantized=recipe.inq.enabled and not recipe.inq.control))
     # `last` on its own: with a monitor, Lightning writes save_last only alongside a new best
     callbacks.append(ModelCheckpoint(dirpath=str(run_dir), filename="last", monitor=None, save_top_k=1,
                                      auto_insert_metric_name=False, enable_version_counter=False))

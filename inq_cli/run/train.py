@@ -96,6 +96,9 @@ class RunResult:
     inq: dict[str, Any] = field(default_factory=dict)
     checkpoints: dict[str, str] = field(default_factory=dict)
     log: str = ""  # Lightning's info lines and warnings (see inqnet.cli.run.lifecycle)
+    budget: dict[str, Any] = field(default_factory=dict)  # unit, float phase and whole-run lengths
+    control_metrics: dict[str, float] = field(default_factory=dict)  # the float control's final_metrics
+    control_dir: str = ""
     status: str = "finished"  # a failed or interrupted run's summary.json says so instead
 
 
@@ -124,10 +127,11 @@ def _network(module: pl.LightningModule) -> torch.nn.Module | None:
 
 
 def train(recipe: Recipe, recipe_name: str, resume: Path | None = None,
-          command: Sequence[str] | None = None) -> RunResult:
+          command: Sequence[str] | None = None, into: Path | None = None) -> RunResult:
     """Trains a recipe end to end: fit, then test the final model and the float baseline.
 
-    `command` is the recipe argument and overrides as typed, for the resume hint Ctrl+C prints.
+    `command` is the recipe argument and overrides as typed, for the resume hint Ctrl+C prints;
+    `into` puts a fresh run in that folder instead of a new one under output_dir (a control).
     """
     started = time.perf_counter()
     # loads it (weights_only) and checks it against the recipe: one line before anything is written
@@ -149,7 +153,13 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None,
     # loads as weights and fits the model: one line before any run folder exists (setup loads it again)
     check_init_from(recipe.model.init_from, _network(module), recipe.model.init_skip_mismatched)
     fresh = resume is None and RUN_DIR_ENV not in os.environ
-    run_dir = plan.run_dir if plan is not None else make_run_dir(recipe, recipe_name)
+    if plan is not None:
+        run_dir = plan.run_dir
+    elif into is not None:
+        run_dir = into
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = make_run_dir(recipe, recipe_name)
     plan = plan or auto_resume(recipe, run_dir)  # a requeued SLURM job goes on from its newest good checkpoint
     # from here on: Lightning's lines go to train.log, Ctrl+C stops with a resume hint, and a failure
     # removes the folder (no checkpoint yet) or marks it failed in summary.json
@@ -197,9 +207,12 @@ def _fit_and_test(recipe: Recipe, recipe_name: str, run_dir: Path, plan: ResumeP
            "memory_reduction_model": foot.model_reduction, "parameters": foot.parameters, "quantized": foot.quantized}
     checkpoints = {name: str(run_dir / f"{name}.ckpt") for name in ("last", "best", "float")
                    if (run_dir / f"{name}.ckpt").is_file()}
+    clock = recipe.inq.clock
+    budget = {"unit": clock.unit, "float": clock.float_length if recipe.inq.enabled else 0,
+              "total": getattr(trainer, clock.limit_key)}
     result = RunResult(run_dir=str(run_dir), recipe=recipe_name, monitor=module.monitor,
                        wall_time_s=time.perf_counter() - started, float_metrics=float_metrics,
-                       final_metrics=final, inq=inq, checkpoints=checkpoints,
+                       final_metrics=final, inq=inq, checkpoints=checkpoints, budget=budget,
                        log=str(life.log.path) if life.log.path.is_file() else "")
     if rank_zero_only.rank == 0:
         write_atomic(run_dir / "summary.json", json.dumps(asdict(result), indent=2) + "\n")

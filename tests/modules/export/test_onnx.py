@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("onnx", reason="onnx is not installed (pip install 'inq[onnx]')")
-pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'inq[onnx]')")
+pytest.importorskip("onnx", reason="onnx is not installed (pip install 'inqnet[onnx]')")
+pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'inqnet[onnx]')")
 
 from inqnet.modules.checkpoints import load_model  # noqa: E402
 from inqnet.modules.export.onnx import (OnnxExportError, OnnxUnavailable, default_example,  # noqa: E402
@@ -142,6 +142,6 @@ def test_partial_and_float_models_are_refused_unless_allowed(tmp_path: Path) -> 
 
 def test_missing_runtime_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
-    with pytest.raises(OnnxUnavailable, match=r"needs the onnxruntime package: pip install 'inq\[onnx\]'"):
+    with pytest.raises(OnnxUnavailable, match=r"needs the onnxruntime package: pip install 'inqnet\[onnx\]'"):
         export_onnx(requantized(4), tmp_path / "m.onnx", torch.zeros(1, 1, 8, 8))
     assert not (tmp_path / "m.onnx").exists()

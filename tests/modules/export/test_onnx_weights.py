@@ -68,8 +68,8 @@ def test_random_inq_weights_decode_exactly_whatever_the_storage(bits: int) -> No
 
 def test_onnx_runtime_dequantizes_to_the_same_values() -> None:
     """The nodes storage_nodes writes, run by ONNX Runtime, give back the weight bit for bit."""
-    onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'inq[onnx]')")
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'inq[onnx]')")
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'inqnet[onnx]')")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'inqnet[onnx]')")
     from onnx import helper
 
     a, _ = random_quantized((4, 6), 3, seed=3, std=0.5)
