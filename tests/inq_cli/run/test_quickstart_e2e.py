@@ -23,6 +23,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     proc = run_cli("train", "recipes/quickstart.yaml", f"output_dir={out}", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "INQ 5-bit" in proc.stdout and "weight memory" in proc.stdout
+    # without --control each column says its budget, and nothing compares unequal budgets
+    assert "float start (1 epoch)" in proc.stdout and "INQ 5-bit (5 epochs)" in proc.stdout
+    assert "change" not in proc.stdout
     (run_dir,) = (out / "quickstart").iterdir()
     return run_dir, json.loads((run_dir / "summary.json").read_text())
 
