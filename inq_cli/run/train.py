@@ -118,6 +118,14 @@ def _test(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightn
     return _scalars(results[0] if results else {}, ("test/",))
 
 
+def _zero_shares(trainer: pl.Trainer) -> dict[str, float]:
+    """Per quantized layer, the share of its weights that round to 0 (fixed with its n1)."""
+    from inqnet.modules.inq import INQCallback
+
+    found = [c for c in trainer.callbacks if isinstance(c, INQCallback)]
+    return dict(found[0].zero_shares) if found else {}
+
+
 def _network(module: pl.LightningModule) -> torch.nn.Module | None:
     """The network `model.init_from` loads into (an ensemble's first member's)."""
     if isinstance(getattr(module, "net", None), torch.nn.Module):
@@ -204,7 +212,8 @@ def _fit_and_test(recipe: Recipe, recipe_name: str, run_dir: Path, plan: ResumeP
     foot = model_footprint(module)
     inq = {"enabled": recipe.inq.enabled, "bits": list(foot.bits), "quantized_fraction": foot.quantized_fraction,
            "parameter_fraction": foot.parameter_fraction, "memory_reduction_quantized": foot.quantized_reduction,
-           "memory_reduction_model": foot.model_reduction, "parameters": foot.parameters, "quantized": foot.quantized}
+           "memory_reduction_model": foot.model_reduction, "parameters": foot.parameters, "quantized": foot.quantized,
+           "zero_shares": _zero_shares(trainer)}
     checkpoints = {name: str(run_dir / f"{name}.ckpt") for name in ("last", "best", "float")
                    if (run_dir / f"{name}.ckpt").is_file()}
     clock = recipe.inq.clock

@@ -15,6 +15,8 @@ equal budget that an INQ run is compared with.
 """
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,13 +25,26 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from inqnet.kernels.packing import check_bits
+from inqnet.kernels.packing import check_bits, lowest_exponent
 from inqnet.modules.inq.footprint import frozen_fraction
 from inqnet.modules.inq.math import exponent_range, freeze_stage_, max_abs, validate_portions
 from inqnet.modules.inq.schedule import InqClock, restart_lr, set_phase_length
 from inqnet.modules.inq.state import BITS, MASK, N1, UNSET, Target, attach_buffers, layer_report, select_targets
 
 _UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel")
+ZERO_SHARE_WARNING = 0.5  # a layer with more of its weights rounding to 0 gets a warning line
+
+
+def zero_share(weight: Tensor, bits: int, n1: int) -> float:
+    """Share of ``weight`` below 2^(n2-1), which INQ rounds to 0 (the whole layer, frozen or not)."""
+    bound = math.ldexp(1.0, lowest_exponent(bits, n1) - 1)
+    return float((weight.detach().abs() < bound).sum()) / max(1, weight.numel())
+
+
+@rank_zero_only
+def _warn_line(line: str) -> None:
+    """One line on stderr: Python warnings go to the run's log, and this one is for the user."""
+    print(line, file=sys.stderr, flush=True)
 
 
 class INQCallback(pl.Callback):
@@ -86,6 +101,7 @@ class INQCallback(pl.Callback):
         self.log_stats = log_stats
         self.control = control
         self.stages_done = 0
+        self.zero_shares: dict[str, float] = {}  # per layer, when its n1 was fixed (summary.json)
         self._targets: list[Target] = []
         self._hooks: list[Any] = []
         self._saved: dict[int, Tensor] = {}
@@ -158,10 +174,11 @@ class INQCallback(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"stages_done": self.stages_done, "bits": self.bits, "portions": list(self.portions),
-                "control": self.control}
+                "control": self.control, "zero_shares": dict(self.zero_shares)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.stages_done = int(state_dict["stages_done"])
+        self.zero_shares = {str(k): float(v) for k, v in dict(state_dict.get("zero_shares", {})).items()}
 
     # ------------------------------------------------------------------ frozen stays frozen
     def _mask_grads(self) -> None:
@@ -231,10 +248,23 @@ class INQCallback(pl.Callback):
             if int(n1_buf) == UNSET:
                 s = self.max_value if self.max_value is not None else max_abs(weight)
                 n1_buf.fill_(exponent_range(s, self.bits)[0] if s > 0 else 0)
+                self._check_zero_share(target.name, weight, int(n1_buf))
             gen = None
             if self.strategy == "random":
                 gen = torch.Generator().manual_seed(self.seed * 1_000_003 + stage * 7919 + index)
             freeze_stage_(weight, mask, portion, self.bits, int(n1_buf), self.strategy, gen)
+
+    def _check_zero_share(self, name: str, weight: Tensor, n1: int) -> None:
+        """Record the share of the layer that rounds to 0 once n1 is fixed; over half is a warning
+        line naming its cause (the layer's max |w| against n1, and inq.max_value if it was set)."""
+        share = zero_share(weight, self.bits, n1)
+        self.zero_shares[name] = share
+        if share > ZERO_SHARE_WARNING:
+            cause = (f"inq.max_value={self.max_value:g} fixes n1" if self.max_value is not None
+                     else "n1 comes from the layer's max |w|")
+            _warn_line(f"warning: inq: {name}: {100 * share:.0f}% of its weights round to 0 at {self.bits} bits "
+                       f"(max |w| = {max_abs(weight):.4g}, n1 = {n1}, smallest level 2^{lowest_exponent(self.bits, n1)}; "
+                       f"{cause})")
 
     def _clear_optimizer_state(self, optimizers: Sequence[torch.optim.Optimizer]) -> None:
         for optimizer in optimizers:

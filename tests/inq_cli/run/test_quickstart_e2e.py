@@ -60,6 +60,8 @@ def test_summary_reports_float_and_quantized_model(run: tuple[Path, dict]) -> No
     for metrics in (summary["float_metrics"], summary["final_metrics"]):
         assert 0.0 <= metrics["val/acc"] <= 1.0 and 0.0 <= metrics["test/acc"] <= 1.0
     assert summary["final_metrics"]["val/acc"] > 0.5  # far above chance (0.1) even after 5 epochs
+    shares = summary["inq"]["zero_shares"]  # per quantized layer, fixed with its n1
+    assert shares and all(0.0 <= v <= 0.5 for v in shares.values()) and "net.classifier.3.weight" in shares
 
 
 def test_verify_passes_on_the_final_checkpoint(run: tuple[Path, dict]) -> None:
