@@ -90,17 +90,27 @@ class StepSchedule(_Schedule):
 
 
 class MultiStepSchedule(_Schedule):
-    """lr * gamma at each milestone (strictly increasing interval counts)."""
+    """lr * gamma at each milestone: interval counts from the phase's start (1, 2, ...), or
+    fractions of each phase (0 < f < 1: the decay lands inside every phase, whatever its length)."""
 
     name: Literal["multistep"] = "multistep"
-    milestones: list[PositiveInt]
+    milestones: list[PositiveInt | PositiveFloat]
     gamma: PositiveFloat = 0.1
 
     @model_validator(mode="after")
     def _increasing(self) -> MultiStepSchedule:
         if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
             raise ValueError(f"milestones: must be strictly increasing (got {self.milestones})")
+        counts = all(isinstance(m, int) for m in self.milestones)
+        if not counts and not all(0 < m < 1 for m in self.milestones):
+            raise ValueError(f"milestones: whole interval counts, or fractions of the phase between 0 and 1, "
+                             f"not a mix (got {self.milestones})")
         return self
+
+    @property
+    def fractions(self) -> bool:
+        """True when the milestones are fractions of each phase."""
+        return not all(isinstance(m, int) for m in self.milestones)
 
 
 class CosineSchedule(_Schedule):
@@ -166,10 +176,28 @@ class HeldCosine(LRScheduler):
         return [held_cosine_lr(base, self.eta_min, t_max, self.last_epoch) for base in self.base_lrs]
 
 
+def phase_milestones(fractions: Iterable[float], phase_length: int) -> list[int]:
+    """Fractions of a phase as the intervals they fall on (at least 1, so none fires at the start)."""
+    return [max(1, int(math.floor(f * phase_length + 0.5))) for f in fractions]
+
+
+class PhaseMultiStep(LRScheduler):
+    """lr * gamma at each fraction of the current phase (`phase_length`, set at each restart)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, fractions: list[float], gamma: float,
+                 phase_length: int = 1, last_epoch: int = -1) -> None:
+        self.fractions, self.gamma, self.phase_length = list(fractions), gamma, max(1, phase_length)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        passed = sum(1 for m in phase_milestones(self.fractions, self.phase_length) if m <= self.last_epoch)
+        return [base * self.gamma ** passed for base in self.base_lrs]
+
+
 def schedule_horizon(cfg: SchedulerConfig) -> tuple[str, int] | None:
     """The schedule's last change point, counted from its phase's start: (field, intervals)."""
     if isinstance(cfg, MultiStepSchedule):
-        return "milestones", max(cfg.milestones)
+        return None if cfg.fractions else ("milestones", int(max(cfg.milestones)))
     if isinstance(cfg, StepSchedule):
         return "step_size", cfg.step_size
     if isinstance(cfg, CosineSchedule) and cfg.t_max is not None:
@@ -251,8 +279,10 @@ def build_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer,
         return None
     if isinstance(cfg, StepSchedule):
         return sched.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+    if isinstance(cfg, MultiStepSchedule) and cfg.fractions:
+        return PhaseMultiStep(optimizer, [float(m) for m in cfg.milestones], cfg.gamma, phase_length)
     if isinstance(cfg, MultiStepSchedule):
-        return sched.MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma)
+        return sched.MultiStepLR(optimizer, milestones=[int(m) for m in cfg.milestones], gamma=cfg.gamma)
     if isinstance(cfg, CosineSchedule):
         return HeldCosine(optimizer, t_max=cfg.t_max, eta_min=cfg.eta_min, phase_length=phase_length)
     if isinstance(cfg, ExponentialSchedule):

@@ -1,4 +1,6 @@
-"""The container: hadolint-clean, CUDA base, non-root, carries the recipes, `inq` as entry point."""
+"""The container: hadolint-clean, CUDA base by default (any base by build argument), non-root,
+carries the recipes, `inq` as entry point. scripts/container_check.sh builds and runs it for real
+(tests/test_container.py)."""
 from __future__ import annotations
 
 import json
@@ -42,7 +44,15 @@ def test_hadolint_reports_nothing() -> None:
 def test_image_layout() -> None:
     steps = _instructions()
     froms = [rest for word, rest in steps if word == "FROM"]
-    assert len(froms) == 1 and re.match(r"nvidia/cuda:\d+\.\d+\.\d+-(base|runtime|cudnn-runtime)-", froms[0])
+    assert froms == ["${BASE}"], "one stage, on the base image the BASE build argument names"
+    assert steps[0][0] == "ARG", "BASE is declared before FROM (a global build argument)"
+    defaults = dict(rest.partition("=")[::2] for word, rest in steps if word == "ARG")
+    assert re.match(r"nvidia/cuda:\d+\.\d+\.\d+-(base|runtime|cudnn-runtime)-", defaults["BASE"]), "CUDA by default"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", defaults["PYTHON_APT_VERSION"])
+    apt = next(rest for word, rest in steps if word == "RUN" and "apt-get install" in rest)
+    assert "python3=${PYTHON_APT_VERSION}-*" in apt and "python3-venv=${PYTHON_APT_VERSION}-*" in apt
+    # The build's pip configuration (local wheel folders) is a build argument, never baked into the image.
+    assert "PIP_CONFIG_FILE" in defaults and not any("PIP_CONFIG_FILE" in rest for word, rest in steps if word == "ENV")
     users = [rest for word, rest in steps if word == "USER"]
     assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), "runs as a numeric non-root user"
     assert [w for w, _ in steps][-2:] == ["ENTRYPOINT", "CMD"]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import signal
 import time
 import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -170,10 +172,18 @@ def save_fcns(path: Path, round_: int, fcns: list[TrainedFCN]) -> None:
         torch.save(payload, tmp)
 
 
+# What torch.load (weights_only) and the payload checks raise on a damaged or foreign file.
+_LOAD_ERRORS = (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, AttributeError, IndexError,
+                pickle.UnpicklingError, zipfile.BadZipFile, UnicodeDecodeError)
+
+
 def load_fcns(path: Path, recipe: Recipe, data_info: dict[str, Any]) -> tuple[int, list[TrainedFCN]]:
-    """(round, FCNs) from ``save_fcns``'s file; InqError if it is unreadable."""
+    """(round, FCNs) from ``save_fcns``'s file (loaded weights-only: no code runs from it); InqError
+    naming the file if it is damaged, truncated or not such a file."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or not isinstance(payload.get("fcns"), list) or not payload["fcns"]:
+            raise ValueError("not a file of suggestive FCNs")
         fcns = []
         for entry in payload["fcns"]:
             module = build_fcn_module(recipe, data_info)
@@ -181,5 +191,6 @@ def load_fcns(path: Path, recipe: Recipe, data_info: dict[str, Any]) -> tuple[in
             module.load_state_dict(entry["state"])
             fcns.append(TrainedFCN(module.eval(), entry["float"], float(entry["loss"]), float(entry["seconds"])))
         return int(payload["round"]), fcns
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
-        raise InqError(f"{path}: cannot load the suggestive FCNs ({first_line(err)})") from None
+    except _LOAD_ERRORS as err:
+        raise InqError(f"{path}: cannot load the suggestive FCNs ({first_line(err)[:200]}); delete it to "
+                       "retrain them") from None

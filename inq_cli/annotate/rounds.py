@@ -27,11 +27,12 @@ from inqnet.cli.config.load import save_resolved
 from inqnet.modules.atomic import write_atomic
 from inqnet.cli.run.train import build_datamodule, quiet_lightning_noise
 from inqnet.cli.run.folder import make_run_dir
-from inqnet.modules.datamodules.glas import hold_out, scan_glas
+from inqnet.modules.datamodules.glas import scan_glas
 from inqnet.modules.datamodules.glas_annotated import Pair, annotated_pairs, image_sizes, load_train_pairs
 from inqnet.modules.suggestive.items import Suggestions, SuggestionRound, crop, parse_id, pool_ids, read_suggestions
 from inqnet.modules.suggestive.scoring import score_pool
 from inqnet.modules.suggestive.selection import bootstrap_sample, select_representative, top_uncertain
+from inqnet.cli.config.safe_yaml import RecipeDataError, load_yaml
 
 STATE, SUGGESTIONS, FCNS, SUMMARY = "state.json", "suggestions.json", "fcns.pt", "summary.json"
 # Keys a resumed run may change: how long to go on, and how it shows progress.
@@ -121,16 +122,12 @@ def load_pool(recipe: Recipe, section: AnnotateSection) -> Pool:
     """Reads every training image (writing the synthetic set first when the recipe asks for it)."""
     datamodule = build_datamodule(recipe)
     datamodule.prepare_data()
-    items = scan_glas(recipe.data.root)["train"]
-    if not items:
+    if not scan_glas(recipe.data.root)["train"]:
         raise InqError(f"{recipe.data.root}: the pool is empty: no training images (train_N.bmp)")
-    held_out = getattr(recipe.data, "val_images", 0)
-    if held_out:  # the images network training validates on are never suggested for annotation
-        try:
-            items, _ = hold_out(items, held_out, recipe.data.split_seed)
-        except ValueError as err:
-            raise InqError(f"data.val_images: {err}") from None
-    pairs = load_train_pairs(items)
+    # the datamodule's own split: the images network training validates on (data.val_images, unless
+    # data.val_on_test) are never suggested for annotation
+    items = datamodule.select_items()["train"]
+    pairs = load_train_pairs(items, recipe.data.max_image_pixels)
     return Pool(pairs=pairs, ids=pool_ids(image_sizes(pairs), section.unit, section.patch_size),
                 data_info=dict(datamodule.data_info))
 
@@ -170,8 +167,8 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
 def check_resumable(recipe: Recipe, run_dir: Path) -> None:
     """InqError naming the first setting in which the recipe differs from the run's."""
     try:
-        saved = _flat(yaml.safe_load((run_dir / "resolved.yaml").read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as err:
+        saved = _flat(load_yaml((run_dir / "resolved.yaml").read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, RecipeDataError, ValueError) as err:
         raise InqError(f"{run_dir}: cannot read its resolved.yaml ({err})") from None
     now = _flat(json.loads(json.dumps(recipe.resolved())))
     for key in sorted(set(saved) | set(now)):

@@ -14,7 +14,7 @@ from inqnet.modules.errors import DataError
 
 SYNTH_HELP = """Write a small synthetic dataset in the real on-disk format into DIRECTORY.
 
-glas: 12 train, 6 Test A and 4 Test B 128x128 tissue tiles as BMP pairs (image + instance mask) with Grade.csv.
+glas: 20 train (8 of them held out for validation by default), 6 Test A and 4 Test B 128x128 tissue tiles as BMP pairs (image + instance mask) with Grade.csv in GlaS's format.
 
 timit: SPHERE audio with .PHN/.WRD/.TXT in the LDC layout (TRAIN/TEST, DR1..DR8, speakers), with real dev and core-test speaker ids.
 

@@ -22,6 +22,8 @@ def sweep(
     overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides fixed for every point."),
     grid: list[str] = typer.Option(..., "--grid", "-g", help="KEY=LO..HI or KEY=A,B,C; repeat for more axes."),
     local: bool = typer.Option(False, "--local", help="Run the grid here, point after point, skipping finished ones."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="With --local: points trained at once (one process "
+                             "each; recipes with `threads: 1` use one core each)."),
     control: bool = typer.Option(False, "--control", help="Also train one float control (inq.control=true) per seed "
                                  "and configuration: the grid without inq.bits (sweep_control.yaml for W&B)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep folder (default sweeps/<recipe>)."),
@@ -77,7 +79,7 @@ def sweep(
     if not local:
         return
     runner = LocalSweep(recipe=recipe_arg, axes=axes, out_dir=out_dir, fixed=fixed, control=control)
-    states = runner.run(train_cmd=[sys.executable, "-m", "inqnet.cli.app", "train"], echo=typer.echo)
+    states = runner.run(train_cmd=[sys.executable, "-m", "inqnet.cli.app", "train"], echo=typer.echo, jobs=jobs)
     table, files = collect_results(states, axes, out_dir, metric)
     typer.echo(table)
     typer.echo("results: " + ", ".join(str(p) for p in files))

@@ -50,7 +50,7 @@ def _run(recipe: Path, overrides: list[str], resume: Path | None, control: bool 
     """Loads the recipe and trains it; the resume hint repeats the recipe argument and overrides."""
     from inqnet.cli.config.load import load_recipe
 
-    resolved = load_recipe(recipe, overrides)
+    resolved = load_recipe(recipe, overrides, trained=resume is not None)
     from inqnet.cli.run.train import train as run_training
 
     command = [str(recipe), *overrides, *(["--control"] if control else [])]

@@ -16,7 +16,7 @@ from inqnet.cli.config.errors import describe_validation_error
 from inqnet.cli.config.overrides import Override, apply_overrides, parse_overrides
 from inqnet.cli.config.safe_yaml import (MAX_RECIPE_BYTES, RecipeDataError, check_depth, check_size, dump_yaml,
                                          load_yaml, non_finite, short)
-from inqnet.cli.config.schema import NAMED_SECTIONS, Recipe
+from inqnet.cli.config.schema import NAMED_SECTIONS, TRAINED, Recipe
 from inqnet.cli.errors import InqError
 from inqnet.modules.atomic import write_atomic
 from inqnet.modules.errors import InputError
@@ -34,8 +34,14 @@ def _related(key: str, path: str) -> bool:
     return bool(path) and (key == path or key.startswith(path + ".") or path.startswith(key + "."))
 
 
-def validate_recipe(raw: Any, source: str, overrides: Sequence[Override] = ()) -> Recipe:
-    """Validates a recipe dict; InqError with the first problem's key path otherwise."""
+RESUMED_KEY = "resumed"  # resolved.yaml's history of resumes (inqnet.cli.run.resume); not a setting
+
+
+def validate_recipe(raw: Any, source: str, overrides: Sequence[Override] = (), *, trained: bool = False) -> Recipe:
+    """Validates a recipe dict; InqError with the first problem's key path otherwise.
+
+    ``trained``: the recipe a run already trained with (a checkpoint's, a run's resolved.yaml),
+    read back to evaluate, report or resume it; rules added for new runs since do not refuse it."""
     if not isinstance(raw, dict):
         raise InqError(f"{source}: a recipe must be a YAML mapping of sections (got {type(raw).__name__})")
     try:
@@ -45,7 +51,7 @@ def validate_recipe(raw: Any, source: str, overrides: Sequence[Override] = ()) -
     bad = non_finite(raw)  # a recipe holds only finite numbers (.inf/.nan/1e999 train to NaN)
     if bad is not None:
         raise _fail(source, bad[0], f"must be a finite number (got {bad[1]})", overrides)
-    data = dict(raw)
+    data = {k: v for k, v in raw.items() if k != RESUMED_KEY}
     for section, parse in NAMED_SECTIONS.items():
         if section not in data:
             continue
@@ -58,7 +64,7 @@ def validate_recipe(raw: Any, source: str, overrides: Sequence[Override] = ()) -
             path, message = describe_validation_error(err, prefix=(section,))
             raise _fail(source, path, message, overrides) from None
     try:
-        return Recipe.model_validate(data)
+        return Recipe.model_validate(data, context={TRAINED: trained})
     except ValidationError as err:
         path, message = describe_validation_error(err)
         raise _fail(source, path, message, overrides) from None
@@ -94,16 +100,20 @@ def read_yaml(path: Path) -> Any:
         raise InqError(f"{path}: cannot read ({short(str(err) or type(err).__name__, 200)[1:-1]})") from None
 
 
-def load_recipe(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Recipe:
-    """Reads, overrides and validates a recipe file; InqError with one line on any problem."""
-    path = Path(path)
+def load_recipe(path: str | os.PathLike[str], overrides: Iterable[str] = (), *, trained: bool = False) -> Recipe:
+    """Reads, overrides and validates a recipe file (or a shipped recipe by name, see
+    `shipped.find_recipe`); InqError with one line on any problem. ``trained``: the recipe of a
+    run being resumed (checked against its checkpoint instead, see `validate_recipe`)."""
+    from inqnet.cli.config.shipped import find_recipe
+
+    path = find_recipe(Path(path))
     parsed = parse_overrides(overrides)
     raw = read_yaml(path)
     if raw is None:
         raise InqError(f"{path}: empty recipe")
     if not isinstance(raw, dict):
         raise InqError(f"{path}: a recipe must be a YAML mapping of sections (got {type(raw).__name__})")
-    return validate_recipe(apply_overrides(raw, parsed), str(path), parsed)
+    return validate_recipe(apply_overrides(raw, parsed), str(path), parsed, trained=trained)
 
 
 def recipe_from_checkpoint(resolved: Any, source: str, overrides: Iterable[str] = ()) -> Recipe:
@@ -111,7 +121,7 @@ def recipe_from_checkpoint(resolved: Any, source: str, overrides: Iterable[str] 
     parsed = parse_overrides(overrides)
     if not isinstance(resolved, dict):
         raise InqError(f"{source}: carries no inq recipe (hyper_parameters.recipe); was it written by `inq train`?")
-    return validate_recipe(apply_overrides(resolved, parsed), source, parsed)
+    return validate_recipe(apply_overrides(resolved, parsed), source, parsed, trained=True)
 
 
 def save_resolved(recipe: Recipe, path: Path) -> None:

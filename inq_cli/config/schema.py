@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, SerializeAsAny,
+from pydantic import (BaseModel, ValidationInfo, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, SerializeAsAny,
                       field_validator, model_validator)
 
 from inqnet.kernels.packing import bits_problem
@@ -260,8 +260,11 @@ class Recipe(Section):
         return self
 
     @model_validator(mode="after")
-    def _schedule_fits_its_phases(self) -> Recipe:
-        """A scheduler horizon must fit every phase it restarts in (see `modules/optim.py`)."""
+    def _schedule_fits_its_phases(self, info: ValidationInfo) -> Recipe:
+        """A scheduler horizon must fit every phase it restarts in (see `modules/optim.py`); a
+        recipe a run already trained with (validated with context `trained`) is read back as is."""
+        if (info.context or {}).get(TRAINED):
+            return self
         clock = self.inq.clock
         limit = getattr(self.trainer, clock.limit_key)
         if (self.inq.enabled or self.inq.control) and self.inq.restart_lr:
@@ -282,6 +285,9 @@ class Recipe(Section):
         for section in NAMED_SECTIONS:  # `name` first, as recipes write it
             data[section] = {"name": data[section]["name"], **data[section]}
         return data
+
+
+TRAINED = "trained"  # validation context: the recipe of an existing run, read back
 
 
 NAMED_SECTIONS: dict[str, Callable[[Any], BaseModel]] = {

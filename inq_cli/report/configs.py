@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from inqnet.cli.run.resume import RESUMED_KEY
+from inqnet.cli.config.load import RESUMED_KEY
 
 # Not part of a configuration: the seed (repeats), where files go or come from, and what is only shown.
 NOT_CONFIGURATION = frozenset({

@@ -18,6 +18,7 @@ import yaml
 
 from inqnet.cli.config.overrides import get_path
 from inqnet.cli.errors import InqError
+from inqnet.cli.config.safe_yaml import RecipeDataError, load_yaml
 
 if TYPE_CHECKING:
     from inqnet.cli.config.schema import Recipe
@@ -176,8 +177,8 @@ def load_run(run_dir: Path) -> RunRecord:
     """A run folder as a RunRecord; a broken `resolved.yaml` is an error naming the file."""
     resolved = run_dir / RESOLVED
     try:
-        recipe = yaml.safe_load(resolved.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+        recipe = load_yaml(resolved.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecipeDataError, ValueError) as err:
         raise InqError(f"{resolved}: unreadable ({' '.join(str(err).split())[:160]})") from None
     if not isinstance(recipe, dict):
         raise InqError(f"{resolved}: expected a mapping of recipe sections")
@@ -201,13 +202,3 @@ def default_metric(run: RunRecord) -> str | None:
         if "loss" not in key:
             return key
     return val[0] if val else None
-
-
-def metric_value(run: RunRecord, metric: str, pick: str = "last") -> float | None:
-    """A run's value of a metric: its last logged value, or its best over the run."""
-    values = run.metrics.get(metric)
-    if not values:
-        return None
-    if pick == "last":
-        return values[-1]
-    return min(values) if lower_is_better(metric) else max(values)

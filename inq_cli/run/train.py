@@ -97,6 +97,7 @@ class RunResult:
     checkpoints: dict[str, str] = field(default_factory=dict)
     log: str = ""  # Lightning's info lines and warnings (see inqnet.cli.run.lifecycle)
     budget: dict[str, Any] = field(default_factory=dict)  # unit, float phase and whole-run lengths
+    selection: dict[str, Any] = field(default_factory=dict)  # what validation (and best.ckpt) selected on
     control_metrics: dict[str, float] = field(default_factory=dict)  # the float control's final_metrics
     control_dir: str = ""
     status: str = "finished"  # a failed or interrupted run's summary.json says so instead
@@ -116,6 +117,13 @@ def _test(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightn
     finally:
         trainer.loggers = loggers
     return _scalars(results[0] if results else {}, ("test/",))
+
+
+def _selection(datamodule: pl.LightningDataModule) -> dict[str, Any]:
+    """The splits validation scored (and best.ckpt was chosen on); `val_on_test` says when those
+    are test splits, the paper's practice that a recipe must ask for explicitly."""
+    info = dict(getattr(datamodule, "data_info", {}) or {})
+    return {"val_splits": list(info.get("val_splits", ["val"])), "val_on_test": bool(info.get("val_on_test", False))}
 
 
 def _zero_shares(trainer: pl.Trainer) -> dict[str, float]:
@@ -149,6 +157,7 @@ def train(recipe: Recipe, recipe_name: str, resume: Path | None = None,
         torch.set_num_threads(recipe.threads)
     pl.seed_everything(recipe.seed, workers=True, verbose=False)
     datamodule = build_datamodule(recipe)
+    datamodule.preflight()  # every file's header against its limits: one line before any run folder exists
     extra_trainer: dict[str, Any] = {}
     extra_callbacks: list[pl.Callback] = []
     if recipe.ensemble.members > 1:
@@ -222,6 +231,7 @@ def _fit_and_test(recipe: Recipe, recipe_name: str, run_dir: Path, plan: ResumeP
     result = RunResult(run_dir=str(run_dir), recipe=recipe_name, monitor=module.monitor,
                        wall_time_s=time.perf_counter() - started, float_metrics=float_metrics,
                        final_metrics=final, inq=inq, checkpoints=checkpoints, budget=budget,
+                       selection=_selection(datamodule),
                        log=str(life.log.path) if life.log.path.is_file() else "")
     if rank_zero_only.rank == 0:
         write_atomic(run_dir / "summary.json", json.dumps(asdict(result), indent=2) + "\n")

@@ -7,9 +7,10 @@ all-reduce and hang or crash the job. Here the handlers only set flags; at the e
 training batch, where every rank is, the ranks agree on the flags and then, together:
 - SIGUSR1: save `preempted.ckpt` in the run folder and requeue the job (`scontrol requeue`);
 - SIGTERM: stop (Lightning's SIGTERMException) and save `preempted.ckpt`.
-The requeued job resumes from the newest of it, Lightning's `hpc_ckpt_*.ckpt` and `last.ckpt`
-(`resume_checkpoint`) with its INQ state: masks, n1 and bits are buffers in the
-weights, the stage count is the INQ callback's checkpointed state. Once the fit is over, stale
+The requeued job resumes from the newest of it, Lightning's `hpc_ckpt_*.ckpt` and `last.ckpt` that
+loads and fits the recipe (`requeue_resume_point`; a damaged one is passed over, saying so), with
+its INQ state: masks, n1 and bits are buffers in the weights, the stage count is the INQ
+callback's checkpointed state. Once the fit is over, stale
 `hpc_ckpt_*` files are removed: Lightning would load them into every later `trainer.test` under SLURM.
 
 This module also owns the job's identity (`slurm_job`): whether a process runs in a SLURM batch
@@ -17,24 +18,29 @@ job, the id `scontrol requeue` takes, and the run folder name every rank and a r
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only, rank_zero_warn
+
+from inqnet.modules.errors import InputError
 
 PREEMPTED_CKPT = "preempted.ckpt"
 # Job names of interactive allocations (`salloc`, `srun --pty bash`), which Lightning does not treat as SLURM jobs.
 INTERACTIVE_JOB_NAMES = ("bash", "interactive")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,24 +77,56 @@ def slurm_job(env: Mapping[str, str] | None = None) -> SlurmJob | None:
     return SlurmJob(job, env.get("SLURM_ARRAY_JOB_ID") or None, env.get("SLURM_ARRAY_TASK_ID") or None)
 
 
-def resume_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint a requeued job should resume from, or None on a first start.
+def resume_points(run_dir: Path) -> list[Path]:
+    """Every checkpoint a run folder can go on from, newest first (none on a first start).
 
-    Candidates: Lightning's `hpc_ckpt_*.ckpt` (SIGUSR1), `preempted.ckpt` (SIGTERM) and `last*.ckpt`.
+    Candidates: Lightning's `hpc_ckpt_*.ckpt` (SIGUSR1), `preempted.ckpt` (SIGTERM) and `last*.ckpt`;
+    never `best` (an older point) nor `float` (weights only).
     """
     if not run_dir.is_dir():
-        return None
-    found = list(run_dir.glob("hpc_ckpt_*.ckpt")) + list(run_dir.rglob(PREEMPTED_CKPT))
-    found += list(run_dir.rglob("last*.ckpt"))
-    found = [p for p in found if p.is_file() and p.stat().st_size > 0]
-    if not found:
-        return None
-    return max(found, key=lambda p: p.stat().st_mtime_ns)
+        return []
+    found = set(run_dir.glob("hpc_ckpt_*.ckpt")) | set(run_dir.rglob(PREEMPTED_CKPT)) | set(run_dir.rglob("last*.ckpt"))
+    stamped = []
+    for path in found:
+        with contextlib.suppress(OSError):  # gone between the listing and the stat
+            info = path.stat()
+            if path.is_file() and info.st_size > 0:
+                stamped.append((info.st_mtime_ns, str(path), path))
+    return [path for _, _, path in sorted(stamped, reverse=True)]
 
 
-def requeue_resume_point(run_dir: Path) -> Path | None:
-    """Inside a SLURM job: the checkpoint to resume from when the job was requeued, else None."""
-    return resume_checkpoint(run_dir) if slurm_job() else None
+def resume_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint a requeued job would resume from, or None on a first start (unchecked;
+    `first_good` picks one that loads)."""
+    points = resume_points(run_dir)
+    return points[0] if points else None
+
+
+def first_good(points: Sequence[Path], check: Callable[[Path], T],
+               skipped: Sequence[tuple[Path, str]] = ()) -> tuple[Path, T] | None:
+    """The first of `points` (newest first) that `check` accepts (it raises InputError for a bad one)
+    and what `check` returned; says in one line on stderr which ones were passed over and why.
+    None when `points` is empty; InputError naming each problem when none is good."""
+    bad = list(skipped)
+    for path in points:
+        try:
+            result = check(path)
+        except InputError as err:
+            bad.append((path, str(err).removeprefix(f"{path}: ")))
+            continue
+        if bad and rank_zero_only.rank == 0:
+            why = "; ".join(f"{p} ({reason[:200]})" for p, reason in bad)
+            print(f"warning: resuming from {path}, the newest good checkpoint: passed over {why}", file=sys.stderr)
+        return path, result
+    if bad:
+        raise InputError("no checkpoint to resume from: " + "; ".join(f"{p}: {reason[:200]}" for p, reason in bad))
+    return None
+
+
+def requeue_resume_point(run_dir: Path, check: Callable[[Path], T]) -> tuple[Path, T] | None:
+    """Inside a SLURM job that was requeued: the newest resume point of its run folder that `check`
+    accepts (`first_good`), and what `check` returned; None on a first start or outside SLURM."""
+    return first_good(resume_points(run_dir), check) if slurm_job() else None
 
 
 class SlurmRequeue(Callback):

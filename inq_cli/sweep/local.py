@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor, as_completed
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -130,32 +131,44 @@ class LocalSweep:
         train_cmd: list[str] | None = None,
         echo: Callable[[str], None] = print,
         env: dict[str, str] | None = None,
+        jobs: int = 1,
     ) -> list[PointState]:
-        """Run every unfinished point, one after another; return every point's final state."""
+        """Run every unfinished point (`jobs` at a time, each its own `inq train` process); return
+        every point's final state, in grid order. The ledger is written after each point ends."""
         train_cmd = train_cmd or [sys.executable, "-m", "inqnet.cli.app", "train"]
         states = self.load_ledger()
-        results: list[PointState] = []
         grid = self.points()
+        results: dict[str, PointState] = {}
+        todo: list[tuple[int, PointState]] = []
         for index, point in enumerate(grid, start=1):
             known = states.get(point.name)
             if self.is_finished(known):
                 echo(f"[{index}/{len(grid)}] {point.name}: finished earlier, skipped ({known.run_dir})")
-                results.append(known)
-                continue
+                results[point.name] = known
+            else:
+                todo.append((index, point))
+
+        def one(index: int, point: PointState) -> PointState:
             root = self.point_root(point.name)
             before = set(find_resolved(root))
             cmd = self.command(point, train_cmd)
             echo(f"[{index}/{len(grid)}] {point.name}: {' '.join(cmd)}")
-            proc = subprocess.run(cmd, env=env, check=False)
+            output = subprocess.DEVNULL if jobs > 1 else None  # parallel runs: their run folders hold the logs
+            proc = subprocess.run(cmd, env=env, check=False, stdout=output)
             point.returncode = proc.returncode
             new_runs = sorted(set(find_resolved(root)) - before, key=lambda p: p.stat().st_mtime)
             point.run_dir = str(new_runs[-1].parent) if new_runs else None
             point.status = "finished" if proc.returncode == 0 and point.run_dir else "failed"
-            states[point.name] = point
-            self.save_ledger(states)
-            echo(f"[{index}/{len(grid)}] {point.name}: {point.status} (exit {proc.returncode})")
-            results.append(point)
-        return results
+            return point
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {pool.submit(one, index, point): index for index, point in todo}
+            for future in as_completed(futures):
+                point = future.result()
+                states[point.name] = results[point.name] = point
+                self.save_ledger(states)
+                echo(f"[{futures[future]}/{len(grid)}] {point.name}: {point.status} (exit {point.returncode})")
+        return [results[point.name] for point in grid]
 
 
 def find_resolved(root: Path) -> list[Path]:

@@ -1,10 +1,14 @@
 """GlaS 2015 (gland segmentation) from its flat folder: images, instance masks, grades, loaders.
 
 Layout: ``train_N.bmp`` / ``testA_N.bmp`` / ``testB_N.bmp`` with ``<name>_anno.bmp`` instance
-masks (0 = background, 1..K = glands) and ``Grade.csv`` (optional; its ``name`` and
-``grade (GlaS)`` columns are read). Training draws random patches (crop, then rotation by any
-angle and flips); evaluation runs on whole images and returns their instance labels so the
-module can compute the GlaS object scores.
+masks (0 = background, 1..K = glands) and ``Grade.csv`` (its ``name`` and ``grade (GlaS)`` columns are read). Training draws random patches
+(crop, then rotation by any angle and flips); evaluation runs on whole images and returns their
+instance labels so the module can compute the GlaS object scores.
+
+Selection on validation only: by default ``val_images`` (8) training images, a fixed split
+stratified by their ``Grade.csv`` grade, are held out as the ``holdout`` validation split, and Test A
+and Test B are scored once, at the end. Validating on Test A / Test B (the paper's practice) must be
+asked for with ``val_on_test: true``; ``data_info["val_on_test"]`` then says so.
 """
 from __future__ import annotations
 
@@ -18,11 +22,11 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from scipy import ndimage
 from torch.utils.data import DataLoader, Dataset
 
+from inqnet.modules.datamodules.image_header import DEFAULT_MAX_IMAGE_PIXELS, open_checked, read_header
 from inqnet.modules.datamodules.sampling import EpochSeededSampler
 from inqnet.modules.datamodules.synth_glas import write_synthetic_glas
 from inqnet.modules.datamodules.synth_dir import is_empty_or_missing
@@ -30,6 +34,7 @@ from inqnet.modules.errors import data_error
 from inqnet.modules.registry import OnDiskDataConfig, register_data
 
 SPLITS = ("train", "testA", "testB")
+DEFAULT_VAL_IMAGES = 8  # held-out training images validated on (85 in GlaS: 77 stay for training)
 _NAME = re.compile(r"^(train|testA|testB)_(\d+)\.bmp$", re.IGNORECASE)
 
 
@@ -88,25 +93,22 @@ def scan_glas(root: str | Path) -> dict[str, list[GlasItem]]:
     return {s: [item for _, item in sorted(items)] for s, items in found.items()}
 
 
-def load_image(path: Path) -> np.ndarray:
-    """RGB image as (H, W, 3) uint8; a truncated or corrupt file raises DataError."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
-        raise data_error(path, f"truncated or corrupt image ({err})") from None
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """RGB image as (H, W, 3) uint8, after its header's checks; a bad file raises DataError."""
+    with open_checked(path, max_pixels) as img:
+        img.load()
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
-def load_mask(path: Path) -> np.ndarray:
+_MASK_MODES = ("L", "P", "I", "I;16", "1", "RGB", "RGBA")
+
+
+def load_mask(path: Path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Instance labels as (H, W) int32 from an 8/16-bit grey, palette or grey-as-RGB BMP."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            array = np.asarray(img)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
-        raise data_error(path, f"truncated or corrupt mask ({err})") from None
+    with open_checked(path, max_pixels) as img:
+        img.load()
+        mode = img.mode
+        array = np.asarray(img)
     if mode in ("RGB", "RGBA"):
         if not (np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2])):
             raise data_error(path, "colour mask; expected grey instance labels (0 = background, 1..K = glands)")
@@ -124,8 +126,18 @@ def normalise_image(image: np.ndarray) -> torch.Tensor:
     return (x - mean) / (std + 1e-3)
 
 
-def load_pair(item: GlasItem) -> tuple[np.ndarray, np.ndarray]:
-    image, mask = load_image(item.image), load_mask(item.mask)
+def check_item(item: GlasItem, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+    """An image and its mask checked from their headers alone: size limit, file length, mask mode, sizes equal."""
+    image, mask = read_header(item.image, max_pixels), read_header(item.mask, max_pixels)
+    if mask.mode not in _MASK_MODES:
+        raise data_error(item.mask, f"unsupported mask mode {mask.mode}")
+    if (image.width, image.height) != (mask.width, mask.height):
+        raise data_error(item.mask, f"mask is {mask.width}x{mask.height}, image is {image.width}x{image.height}")
+
+
+def load_pair(item: GlasItem, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    check_item(item, max_pixels)
+    image, mask = load_image(item.image, max_pixels), load_mask(item.mask, max_pixels)
     if image.shape[:2] != mask.shape:
         raise data_error(item.mask, f"mask is {mask.shape[1]}x{mask.shape[0]}, image is {image.shape[1]}x{image.shape[0]}")
     return image, mask
@@ -164,8 +176,9 @@ class GlasPatches(Dataset):
     """Training patches: ``patches_per_image`` random patches of every image per epoch."""
 
     def __init__(self, items: list[GlasItem], patch_size: int = 96, patches_per_image: int = 8,
-                 rotate: bool = True, flip: bool = True, seed: int = 0) -> None:
-        self.pairs = [load_pair(item) for item in items]
+                 rotate: bool = True, flip: bool = True, seed: int = 0,
+                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+        self.pairs = [load_pair(item, max_pixels) for item in items]
         self.patch_size, self.per_image = patch_size, patches_per_image
         self.rotate, self.flip, self.seed = rotate, flip, seed
         self.draws = 0
@@ -185,9 +198,9 @@ class GlasPatches(Dataset):
 class GlasImages(Dataset):
     """Whole images with their instance labels and split name (``testA``, ...), for evaluation."""
 
-    def __init__(self, splits: dict[str, list[GlasItem]]) -> None:
+    def __init__(self, splits: dict[str, list[GlasItem]], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         self.entries = [(split, item) for split, items in splits.items() for item in items]
-        self.pairs = [load_pair(item) for _, item in self.entries]
+        self.pairs = [load_pair(item, max_pixels) for _, item in self.entries]
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -209,71 +222,112 @@ def collate_images(items: list[dict]) -> dict:
     return out
 
 
+def stratified_counts(sizes: dict[str, int], count: int) -> dict[str, int]:
+    """How many of ``count`` to take from each group: proportional to its size, remainders to the
+    largest fractions (ties by name), so the total is exactly ``count``."""
+    total = sum(sizes.values())
+    exact = {g: count * n / total for g, n in sizes.items()}
+    taken = {g: int(np.floor(x)) for g, x in exact.items()}
+    for g in sorted(sizes, key=lambda g: (-(exact[g] - taken[g]), g))[: count - sum(taken.values())]:
+        taken[g] += 1
+    return taken
+
+
 def hold_out(items: list[GlasItem], count: int, split_seed: int) -> tuple[list[GlasItem], list[GlasItem]]:
-    """(kept, held out): ``count`` training images chosen by a permutation seeded with ``split_seed``."""
+    """(kept, held out): ``count`` training images, stratified by grade (``Grade.csv``; images without a
+    grade form one group), chosen in each grade by a permutation seeded with ``split_seed``."""
     if count >= len(items):
         raise ValueError(f"val_images {count} leaves no training image (there are {len(items)})")
-    chosen = set(np.random.default_rng(split_seed).permutation(len(items))[:count].tolist())
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(item.grade.strip().lower(), []).append(i)
+    rng = np.random.default_rng(split_seed)
+    chosen: set[int] = set()
+    for grade, take in stratified_counts({g: len(v) for g, v in groups.items()}, count).items():
+        members = groups[grade]
+        chosen.update(members[j] for j in rng.permutation(len(members))[:take].tolist())
     return ([it for i, it in enumerate(items) if i not in chosen], [it for i, it in enumerate(items) if i in chosen])
 
 
 class GlasDataModule(L.LightningDataModule):
-    """GlaS train patches; test on Test A and Test B (one loader; each image carries its split).
+    """GlaS train patches; validation on held-out training images; test on Test A and Test B (one
+    loader; each image carries its split).
 
-    Validation is on Test A and Test B too (what the paper reports) unless ``val_images`` > 0:
-    then that many whole training images, fixed by ``split_seed``, are held out as the ``holdout``
-    validation split, so checkpoint selection never sees the test images.
+    ``val_images`` whole training images, fixed by ``split_seed`` and stratified by grade, are the
+    ``holdout`` validation split, so checkpoint selection never sees the test images. With
+    ``val_on_test`` validation is on Test A and Test B instead (what the paper reports) and no
+    training image is held out.
     """
 
     test_splits = ("testA", "testB")
 
     def __init__(self, root: str | Path = "data/glas", patch_size: int = 96, patches_per_image: int = 8,
                  batch_size: int = 8, eval_batch_size: int = 1, num_workers: int = 0, rotate: bool = True,
-                 flip: bool = True, subset: list[str] | None = None, val_images: int = 0, split_seed: int = 0,
-                 synthesize: bool = False, seed: int = 0) -> None:
+                 flip: bool = True, subset: list[str] | None = None, val_images: int = DEFAULT_VAL_IMAGES,
+                 split_seed: int = 0, val_on_test: bool = False, synthesize: bool = False, seed: int = 0,
+                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         super().__init__()
+        if not val_on_test and val_images < 1:
+            raise ValueError("val_images must be at least 1 unless val_on_test (validation on Test A / Test B)")
         self.root = Path(root)
         self.patch_size, self.patches_per_image = patch_size, patches_per_image
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.rotate, self.flip, self.subset = rotate, flip, subset
-        self.val_images, self.split_seed = val_images, split_seed
-        self.synthesize, self.seed = synthesize, seed
+        self.val_images, self.split_seed, self.val_on_test = (0 if val_on_test else val_images), split_seed, val_on_test
+        self.synthesize, self.seed, self.max_image_pixels = synthesize, seed, max_image_pixels
         self.items: dict[str, list[GlasItem]] = {}
         self.datasets: dict[str, Dataset] = {}
 
     @property
     def val_splits(self) -> tuple[str, ...]:
-        return ("holdout",) if self.val_images > 0 else self.test_splits
+        return self.test_splits if self.val_on_test else ("holdout",)
 
     def prepare_data(self) -> None:
         """Write the synthetic set when asked to and the root is missing or empty."""
         if self.synthesize and is_empty_or_missing(self.root):
             write_synthetic_glas(self.root, seed=0)  # the same data whatever the run's seed
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
-        self.prepare_data()
-        self.items = scan_glas(self.root)
+    def select_items(self) -> dict[str, list[GlasItem]]:
+        """The images of every split this run reads (train after hold-out and subset, holdout, testA,
+        testB), from the folder listing and Grade.csv alone; DataError naming what is wrong."""
+        self.prepare_data()  # idempotent; covers callers that skip prepare_data
+        items = scan_glas(self.root)
         for split in SPLITS:
-            if not self.items[split]:
+            if not items[split]:
                 raise data_error(self.root, f"empty {split} split: no {split}_N.bmp images")
-        if self.val_images > 0:
+        if not self.val_on_test:
             try:
-                self.items["train"], self.items["holdout"] = hold_out(self.items["train"], self.val_images,
-                                                                      self.split_seed)
+                items["train"], items["holdout"] = hold_out(items["train"], self.val_images, self.split_seed)
             except ValueError as err:
-                raise data_error(self.root, str(err)) from None
+                raise data_error(self.root, f"data.{err}") from None
         if self.subset is not None:
-            known = {item.name: item for item in self.items["train"]}
+            known = {item.name: item for item in items["train"]}
+            held = {item.name for item in items.get("holdout", [])}
+            if any(n in held for n in self.subset):
+                raise data_error(self.root, "subset names held-out validation images: "
+                                            f"{', '.join(n for n in self.subset if n in held)[:200]}")
             missing = [n for n in self.subset if n not in known]
             if missing:
                 raise data_error(self.root, f"subset names not among the training images: {', '.join(missing[:5])}")
-            self.items["train"] = [known[n] for n in self.subset]
+            items["train"] = [known[n] for n in self.subset]
+        return items
+
+    def preflight(self) -> None:
+        """Checks every file the run will read from its header (sizes, lengths, mask mode, mask size
+        = image size) without decoding pixels, so a bad file stops the run before its folder exists."""
+        for split_items in self.select_items().values():
+            for item in split_items:
+                check_item(item, self.max_image_pixels)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.items = self.select_items()
+        limit = self.max_image_pixels
         self.datasets["train"] = GlasPatches(self.items["train"], self.patch_size, self.patches_per_image,
-                                             self.rotate, self.flip, self.seed)
-        self.datasets["val"] = GlasImages({split: self.items[split] for split in self.val_splits})
-        self.datasets["test"] = GlasImages({split: self.items[split] for split in self.test_splits})
+                                             self.rotate, self.flip, self.seed, limit)
+        self.datasets["val"] = GlasImages({split: self.items[split] for split in self.val_splits}, limit)
+        self.datasets["test"] = GlasImages({split: self.items[split] for split in self.test_splits}, limit)
 
     @property
     def data_info(self) -> dict[str, Any]:
@@ -282,7 +336,8 @@ class GlasDataModule(L.LightningDataModule):
         Sets the data up first, so a missing or broken dataset is reported before a run starts.
         """
         self.setup()
-        return {"in_channels": 3, "val_splits": list(self.val_splits), "test_splits": list(self.test_splits)}
+        return {"in_channels": 3, "val_splits": list(self.val_splits), "test_splits": list(self.test_splits),
+                "val_on_test": self.val_on_test}
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
@@ -302,8 +357,11 @@ class GlasDataModule(L.LightningDataModule):
 
 class GlasConfig(OnDiskDataConfig):
     """`data: {name: glas, ...}`: GlaS 2015 from `root`; `synthesize: true` writes the small synthetic
-    set there first when `root` is missing or empty; `subset` trains on those images only;
-    `val_images` > 0 validates on that many held-out training images instead of Test A / B."""
+    set there first when `root` is missing or empty; `subset` trains on those images only.
+    Validation is on `val_images` held-out training images (stratified by Grade.csv, fixed by
+    `split_seed`); `val_on_test: true` validates on Test A / Test B instead (the paper's practice: the
+    model is then selected on the test set, no image is held out whatever `val_images` says, and the
+    run's data_info says so). `max_image_pixels` caps what an image header may declare."""
 
     name: Literal["glas"] = "glas"
     batch_size: PositiveInt = 8
@@ -313,14 +371,23 @@ class GlasConfig(OnDiskDataConfig):
     rotate: bool = True
     flip: bool = True
     subset: list[str] | None = None
-    val_images: NonNegativeInt = 0
+    val_images: NonNegativeInt = DEFAULT_VAL_IMAGES
     split_seed: NonNegativeInt = 0
+    val_on_test: bool = False
+    max_image_pixels: PositiveInt = DEFAULT_MAX_IMAGE_PIXELS
     synthesize: bool = False
     # Network training after `inq annotate`: train only on the items a suggestions.json annotated
     # (its initial ids, or `initial_annotated` instead, plus the first `suggestion_rounds` rounds' picks).
     suggestions: Path | None = None
     initial_annotated: list[str] | None = None
     suggestion_rounds: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _validation_split(self) -> GlasConfig:
+        if not self.val_on_test and self.val_images == 0:
+            raise ValueError("val_images: 0 would validate (and pick best.ckpt) on Test A / Test B, a test split; "
+                             "hold out training images (val_images >= 1) or set data.val_on_test: true")
+        return self
 
     @model_validator(mode="after")
     def _suggestions_alone(self) -> GlasConfig:
@@ -343,4 +410,5 @@ def build_glas(cfg: GlasConfig, seed: int) -> L.LightningDataModule:
     return GlasDataModule(root=cfg.root, patch_size=cfg.patch_size, patches_per_image=cfg.patches_per_image,
                           batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
                           rotate=cfg.rotate, flip=cfg.flip, subset=cfg.subset, val_images=cfg.val_images,
-                          split_seed=cfg.split_seed, synthesize=cfg.synthesize, seed=seed)
+                          split_seed=cfg.split_seed, val_on_test=cfg.val_on_test, synthesize=cfg.synthesize, seed=seed,
+                          max_image_pixels=cfg.max_image_pixels)

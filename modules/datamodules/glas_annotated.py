@@ -13,9 +13,9 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from inqnet.modules.datamodules.glas import GlasDataModule, GlasItem, GlasPatches, load_pair, scan_glas
+from inqnet.modules.datamodules.image_header import DEFAULT_MAX_IMAGE_PIXELS, read_header
 from inqnet.modules.datamodules.synth_dir import is_empty_or_missing
 from inqnet.modules.errors import data_error
 from inqnet.modules.suggestive.items import crop, read_suggestions, resolve_ids
@@ -23,9 +23,9 @@ from inqnet.modules.suggestive.items import crop, read_suggestions, resolve_ids
 Pair = tuple[np.ndarray, np.ndarray]
 
 
-def load_train_pairs(items: Sequence[GlasItem]) -> dict[str, Pair]:
+def load_train_pairs(items: Sequence[GlasItem], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict[str, Pair]:
     """Image name -> (image, instance labels) for every training image."""
-    return {item.name: load_pair(item) for item in items}
+    return {item.name: load_pair(item, max_pixels) for item in items}
 
 
 def image_sizes(pairs: dict[str, Pair]) -> dict[str, tuple[int, int]]:
@@ -60,15 +60,12 @@ def suggested_ids(path: str | Path, initial: Sequence[str] | None = None, rounds
     return ids
 
 
-def header_sizes(items: Sequence[GlasItem]) -> dict[str, tuple[int, int]]:
-    """Image name -> (height, width) from the files' headers (no pixel data read)."""
+def header_sizes(items: Sequence[GlasItem], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict[str, tuple[int, int]]:
+    """Image name -> (height, width) from the files' checked headers (no pixel data read)."""
     sizes = {}
     for item in items:
-        try:
-            with Image.open(item.image) as img:
-                sizes[item.name] = (img.height, img.width)
-        except (OSError, UnidentifiedImageError) as err:
-            raise data_error(item.image, f"truncated or corrupt image ({err})") from None
+        header = read_header(item.image, max_pixels)
+        sizes[item.name] = (header.height, header.width)
     return sizes
 
 
@@ -88,7 +85,20 @@ class SuggestedGlasDataModule(L.LightningDataModule):
         self.annotated_ids = suggested_ids(self.suggestions, initial_annotated, suggestion_rounds)
         root = inner.root
         if root.is_dir() and not is_empty_or_missing(root):
-            resolve_ids(self.annotated_ids, header_sizes(scan_glas(root)["train"]), self.suggestions)
+            resolve_ids(self.annotated_ids, header_sizes(scan_glas(root)["train"], inner.max_image_pixels),
+                        self.suggestions)
+
+    def preflight(self) -> None:
+        """``inner``'s checks, then: every annotated id is a training image (or a patch inside one)
+        that is not held out for validation."""
+        self.inner.preflight()
+        items = self.inner.select_items()
+        held = {item.name for item in items.get("holdout", [])}
+        sizes = header_sizes(items["train"] + items.get("holdout", []), self.inner.max_image_pixels)
+        for item_id, (name, _) in zip(self.annotated_ids, resolve_ids(self.annotated_ids, sizes, self.suggestions)):
+            if name in held:
+                raise data_error(self.suggestions, f"annotates {item_id!r}, a held-out validation image "
+                                                   "(data.val_images or data.split_seed differ from the annotate run's)")
 
     @property
     def data_info(self) -> dict[str, Any]:

@@ -1,199 +1,149 @@
-"""NIST SPHERE audio (TIMIT's ``.WAV``): header parsing, reading and writing, no extra dependency.
+"""TIMIT's audio (NIST SPHERE ``.WAV``, or RIFF ``.wav`` in converted copies), read with ``soundfile``.
 
-A SPHERE file starts with ``NIST_1A\\n``, the header size in bytes (``   1024\\n``), then lines
-``<name> -i <int>`` / ``-r <real>`` / ``-s<N> <N-character string>`` up to ``end_head``, padded
-with spaces to the header size; the samples follow. TIMIT uses 16-bit little-endian PCM
-(``sample_byte_format -s2 01``) at 16 kHz. Shorten-compressed files (``sample_coding`` containing
-``shorten``) must be decompressed with NIST's ``w_decode`` / ``sph2pipe`` first; they are rejected.
-RIFF ``.wav`` files (some TIMIT redistributions converted them) are read too.
+libsndfile reads and writes uncompressed NIST SPHERE; a well-kept reader beats our own. On top of
+it sit only TIMIT's own checks, all made before any sample is read: 16 kHz, 16-bit PCM, mono, a
+sample rate above 0, a SPHERE header size that is sane and inside the file, a declared
+``sample_count`` the file really holds, and a length within ``max_samples``
+(``DEFAULT_MAX_SECONDS`` of audio unless the recipe says otherwise). libsndfile trusts the file's
+length rather than ``sample_count``, so the declared count is read from the header here.
+Shorten-compressed files (``sample_coding`` containing ``shorten``) must be decompressed with NIST's
+``w_decode`` / ``sph2pipe`` first; they are refused with that advice.
 """
 from __future__ import annotations
 
 import re
-import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
-from inqnet.modules.errors import data_error
-from inqnet.modules.atomic import write_atomic
+from inqnet.modules.atomic import atomic_path
+from inqnet.modules.errors import data_error, first_line
 
-HEADER_SIZE = 1024
-_FIELD = re.compile(r"^\s*(\S+)\s+(-[irs]\d*) (.*)$")
-
-
-def parse_sphere_header(raw: bytes, path: str | Path = "<bytes>") -> tuple[dict[str, int | float | str], int]:
-    """Parse a SPHERE header; returns (fields, header size). Raises DataError naming ``path``."""
-    if not raw.startswith(b"NIST_1A"):
-        raise data_error(path, "not a NIST SPHERE file (no NIST_1A magic)")
-    lines = raw.split(b"\n", 2)
-    if len(lines) < 3:
-        raise data_error(path, "truncated SPHERE header")
-    try:
-        size = int(lines[1].strip())
-    except ValueError:
-        raise data_error(path, f"bad SPHERE header size {lines[1][:16]!r}") from None
-    if size < 16 or size % 1024 or len(raw) < size:
-        raise data_error(path, f"SPHERE header size {size} is invalid or past the end of the file")
-    body = raw[len(lines[0]) + len(lines[1]) + 2 : size]
-    fields: dict[str, int | float | str] = {}
-    pos = 0
-    while True:
-        end = body.find(b"\n", pos)
-        if end < 0:
-            raise data_error(path, "SPHERE header has no end_head line")
-        line = body[pos:end].decode("latin-1").rstrip("\r")
-        pos = end + 1
-        if line.strip() == "end_head":
-            break
-        if not line.strip() or line.lstrip().startswith(";"):
-            continue
-        match = _FIELD.match(line)
-        if match is None:
-            raise data_error(path, f"bad SPHERE header line {line[:60]!r}")
-        name, kind, value = match.groups()
-        try:
-            if kind == "-i":
-                fields[name] = int(value.strip())
-            elif kind == "-r":
-                fields[name] = float(value.strip())
-            elif kind.startswith("-s"):
-                n = int(kind[2:])
-                if len(value) < n:  # a string value may contain spaces but not newlines
-                    raise ValueError
-                fields[name] = value[:n]
-            else:
-                raise ValueError
-        except ValueError:
-            raise data_error(path, f"bad SPHERE header line {line[:60]!r}") from None
-    return fields, size
+SAMPLE_RATE = 16000  # TIMIT's rate: other rates are refused, not resampled
+SUBTYPE = "PCM_16"  # TIMIT's sample format
+HEADER_SIZE = 1024  # the usual SPHERE header size (a multiple of 1024)
+MAX_HEADER_SIZE = 64 * 1024  # a larger declared header is refused before it is read
+DEFAULT_MAX_SECONDS = 600.0  # TIMIT utterances last about 3 s; longer files are refused (overridable)
+_MAGIC = b"NIST_1A\n"
+_DECLARED = re.compile(rb"^(sample_count|sample_rate|channel_count|sample_n_bytes|sample_coding)\s+-(i|s\d+)\s+(\S+)",
+                       re.MULTILINE)
 
 
-def _sample_dtype(fields: dict, path: str | Path) -> np.dtype:
-    coding = str(fields.get("sample_coding", "pcm")).lower()
-    if "shorten" in coding or "wavpack" in coding or "shn" in coding:
-        raise data_error(path, f"compressed SPHERE file (sample_coding {coding!r}); decompress it with sph2pipe or w_decode first")
-    if not coding.startswith("pcm"):
-        raise data_error(path, f"unsupported SPHERE sample_coding {coding!r} (only pcm)")
-    n_bytes = fields.get("sample_n_bytes", 2)
-    order = str(fields.get("sample_byte_format", "01" if n_bytes == 2 else "1"))
-    if n_bytes == 1:
-        return np.dtype(np.int8)
-    if n_bytes not in (2, 4):
-        raise data_error(path, f"unsupported SPHERE sample_n_bytes {n_bytes}")
-    if order == "01" or order == "0123":
-        endian = "<"
-    elif order == "10" or order == "3210":
-        endian = ">"
-    else:
-        raise data_error(path, f"unsupported SPHERE sample_byte_format {order!r}")
-    return np.dtype(f"{endian}i{n_bytes}")
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the header of one audio file says, after TIMIT's checks."""
+
+    path: Path
+    frames: int  # samples the loader will read (the declared count for SPHERE)
+    rate: int
 
 
-def check_audio(path: str | Path) -> None:
-    """Validate an audio file's header and length without decoding it (fails early, one line)."""
-    path = Path(path)
+def max_samples_for(seconds: float) -> int:
+    """The sample limit of ``seconds`` of TIMIT audio."""
+    return int(seconds * SAMPLE_RATE)
+
+
+def _sphere_declared(path: Path, length: int) -> dict[str, str]:
+    """The SPHERE header's size-like fields, read within ``MAX_HEADER_SIZE`` bytes; DataError if the
+    declared header size is not a number, not a multiple of 1024, too large or past the file's end."""
     try:
         with path.open("rb") as handle:
-            head = handle.read(HEADER_SIZE)
-            if head.startswith(b"NIST_1A"):
-                size = int(head.split(b"\n", 2)[1].strip() or 0) if head.count(b"\n") >= 2 else 0
-                if size > HEADER_SIZE:
-                    head += handle.read(size - HEADER_SIZE)
-        length = path.stat().st_size
-    except (OSError, ValueError) as err:
-        if isinstance(err, ValueError):
-            raise data_error(path, "bad SPHERE header size") from None
-        raise data_error(path, f"cannot read ({err.strerror})") from None
-    if head.startswith(b"RIFF"):
-        return
-    fields, size = parse_sphere_header(head, path)
-    for key in ("sample_count", "sample_rate"):
-        if key not in fields:
-            raise data_error(path, f"SPHERE header lacks {key}")
-    dtype = _sample_dtype(fields, path)
-    need = int(fields["sample_count"]) * int(fields.get("channel_count", 1)) * dtype.itemsize
-    if length - size < need:
-        raise data_error(path, f"truncated SPHERE audio: header says {fields['sample_count']} samples, "
-                               f"file holds {(length - size) // (int(fields.get('channel_count', 1)) * dtype.itemsize)}")
-
-
-def read_sphere(path: str | Path) -> tuple[np.ndarray, int]:
-    """Samples as float32 in [-1, 1), shape (samples,) (channel 0 of multichannel), and the rate."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
+            head = handle.read(len(_MAGIC) + 16)
+            size_line = head[len(_MAGIC):].split(b"\n", 1)[0]
+            if not re.fullmatch(rb"\s*\d{1,12}\s*", size_line):
+                raise data_error(path, f"bad SPHERE header size {size_line[:16]!r}")
+            size = int(size_line)
+            if size < HEADER_SIZE or size % HEADER_SIZE or size > MAX_HEADER_SIZE or size > length:
+                raise data_error(path, f"SPHERE header size {size} is invalid (a multiple of {HEADER_SIZE} up to "
+                                       f"{MAX_HEADER_SIZE}, inside the file of {length} bytes)")
+            handle.seek(0)
+            header = handle.read(size)
     except OSError as err:
-        raise data_error(path, f"cannot read ({err.strerror})") from None
-    if raw.startswith(b"RIFF"):
-        return _read_riff(path)
-    fields, size = parse_sphere_header(raw, path)
-    for key in ("sample_count", "sample_rate"):
-        if key not in fields:
-            raise data_error(path, f"SPHERE header lacks {key}")
-    dtype = _sample_dtype(fields, path)
-    channels = int(fields.get("channel_count", 1))
-    count = int(fields["sample_count"])
-    if channels < 1 or count < 0:
-        raise data_error(path, f"bad SPHERE channel_count {channels} or sample_count {count}")
-    need = count * channels * dtype.itemsize
-    data = raw[size:]
-    if len(data) < need:
-        raise data_error(path, f"truncated SPHERE audio: header says {count} samples, file holds {len(data) // (channels * dtype.itemsize)}")
-    samples = np.frombuffer(data[:need], dtype=dtype).reshape(count, channels)[:, 0]
-    scale = float(2 ** (8 * dtype.itemsize - 1))
-    return (samples.astype(np.float32) / scale), int(fields["sample_rate"])
+        raise data_error(path, f"cannot read ({err.strerror or err})") from None
+    end = header.find(b"\nend_head")
+    if end < 0:
+        raise data_error(path, "SPHERE header has no end_head line")
+    return {m.group(1).decode(): m.group(3).decode("ascii", "replace") for m in _DECLARED.finditer(header[:end])}
 
 
-def _read_riff(path: Path) -> tuple[np.ndarray, int]:
+def _declared_int(declared: dict[str, str], key: str, path: Path) -> int:
+    if key not in declared:
+        raise data_error(path, f"SPHERE header lacks {key} (a '{key} -i N' line)")
     try:
-        with wave.open(str(path), "rb") as w:
-            width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
-            frames = w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as err:
-        raise data_error(path, f"bad RIFF wav file ({err})") from None
-    if width != 2:
-        raise data_error(path, f"unsupported RIFF sample width {width} bytes (only 16-bit)")
-    samples = np.frombuffer(frames, dtype="<i2").reshape(-1, channels)[:, 0]
-    return samples.astype(np.float32) / 32768.0, rate
+        return int(declared[key])
+    except ValueError:
+        raise data_error(path, f"SPHERE header {key} {declared[key][:20]!r} is not an integer") from None
 
 
-def write_sphere(path: str | Path, samples: np.ndarray, sample_rate: int = 16000, extra: dict | None = None) -> None:
-    """Write 16-bit little-endian PCM SPHERE like TIMIT's (``extra`` adds header fields).
-
-    Written to a temporary name and renamed, so a crash leaves no half-written file.
-    """
+def audio_info(path: str | Path, max_samples: int = max_samples_for(DEFAULT_MAX_SECONDS)) -> AudioInfo:
+    """Checks one audio file's header against TIMIT's format and the limits, reading no samples."""
     path = Path(path)
+    try:
+        length = path.stat().st_size
+        with path.open("rb") as handle:
+            magic = handle.read(len(_MAGIC))
+    except OSError as err:
+        raise data_error(path, f"cannot read ({err.strerror or err})") from None
+    declared: dict[str, str] | None = None
+    if magic == _MAGIC:
+        declared = _sphere_declared(path, length)
+        coding = declared.get("sample_coding", "pcm").lower()
+        if "shorten" in coding or "wavpack" in coding or "shn" in coding:
+            raise data_error(path, f"compressed SPHERE file (sample_coding {coding!r}); "
+                                   "decompress it with sph2pipe or w_decode first")
+        rate = _declared_int(declared, "sample_rate", path)
+        if rate <= 0:
+            raise data_error(path, f"SPHERE sample_rate {rate}: must be {SAMPLE_RATE}")
+        count = _declared_int(declared, "sample_count", path)
+        if count < 0 or count > max_samples:
+            raise data_error(path, f"SPHERE sample_count {count} is outside 0..{max_samples} "
+                                   f"(data.max_audio_seconds raises the limit)")
+    elif not magic.startswith(b"RIFF"):
+        raise data_error(path, "not a NIST SPHERE (NIST_1A) or RIFF wav file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise data_error(path, f"unreadable audio ({first_line(err).replace(str(path), '').strip(': ')})") from None
+    if info.samplerate != SAMPLE_RATE:
+        raise data_error(path, f"sample rate {info.samplerate} Hz; TIMIT audio is {SAMPLE_RATE} Hz")
+    if info.channels != 1:
+        raise data_error(path, f"{info.channels} channels; TIMIT audio is mono")
+    if info.subtype != SUBTYPE:
+        raise data_error(path, f"sample format {info.subtype}; TIMIT audio is 16-bit PCM")
+    frames = int(info.frames)
+    if declared is not None:
+        if count > frames:
+            raise data_error(path, f"truncated SPHERE audio: header says {count} samples, file holds {frames}")
+        frames = count
+    elif frames > max_samples:
+        raise data_error(path, f"{frames} samples, more than the limit of {max_samples} "
+                               f"(data.max_audio_seconds raises the limit)")
+    return AudioInfo(path, frames, int(info.samplerate))
+
+
+def check_audio(path: str | Path, max_samples: int = max_samples_for(DEFAULT_MAX_SECONDS)) -> int:
+    """Validates an audio file without decoding it (fails early, one line); returns its sample count."""
+    return audio_info(path, max_samples).frames
+
+
+def read_sphere(path: str | Path, max_samples: int = max_samples_for(DEFAULT_MAX_SECONDS)) -> tuple[np.ndarray, int]:
+    """Samples as float32 in [-1, 1), shape (samples,), and the rate, after ``audio_info``'s checks."""
+    info = audio_info(path, max_samples)
+    try:
+        samples, rate = sf.read(str(info.path), frames=info.frames, dtype="float32", always_2d=False)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise data_error(info.path, f"unreadable audio ({first_line(err)})") from None
+    if samples.shape != (info.frames,):
+        raise data_error(info.path, f"truncated audio: expected {info.frames} samples, read {samples.shape[0]}")
+    return samples, int(rate)
+
+
+def write_sphere(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Writes 16-bit PCM NIST SPHERE as TIMIT's (float samples in [-1, 1) or int16), atomically."""
     pcm = np.asarray(samples)
     if pcm.dtype != np.int16:
         pcm = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-    fields: dict[str, int | float | str] = {
-        "database_id": "TIMIT",
-        "database_version": "1.0",
-        "utterance_id": path.stem.lower(),
-        "channel_count": 1,
-        "sample_count": int(pcm.size),
-        "sample_rate": int(sample_rate),
-        "sample_min": int(pcm.min()) if pcm.size else 0,
-        "sample_max": int(pcm.max()) if pcm.size else 0,
-        "sample_n_bytes": 2,
-        "sample_byte_format": "01",
-        "sample_sig_bits": 16,
-    }
-    fields.update(extra or {})
-    lines = ["NIST_1A", "   1024"]
-    for name, value in fields.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise TypeError(f"SPHERE field {name} must be int, float or str")
-        if isinstance(value, int):
-            lines.append(f"{name} -i {value}")
-        elif isinstance(value, float):
-            lines.append(f"{name} -r {value}")
-        else:
-            lines.append(f"{name} -s{len(value)} {value}")
-    lines.append("end_head")
-    header = ("\n".join(lines) + "\n").encode("latin-1")
-    if len(header) > HEADER_SIZE:
-        raise ValueError("SPHERE header fields do not fit in 1024 bytes")
-    header = header.ljust(HEADER_SIZE, b" ")
-    write_atomic(path, header + pcm.astype("<i2").tobytes())
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), pcm, int(sample_rate), format="NIST", subtype=SUBTYPE, endian="LITTLE")

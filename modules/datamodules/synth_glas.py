@@ -110,7 +110,10 @@ def _save_bmp(array: np.ndarray, path: Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def write_synthetic_glas(root: str | Path, train: int = 12, test_a: int = 6, test_b: int = 4,
+SYNTH_TRAIN = 20  # 8 are held out for validation by default (data.val_images), 12 train
+
+
+def write_synthetic_glas(root: str | Path, train: int = SYNTH_TRAIN, test_a: int = 6, test_b: int = 4,
                          size: int = 128, seed: int = 0) -> Path:
     """Write the synthetic GlaS folder (images, masks, Grade.csv) as ``root``, which must be
     missing or empty; the folder appears complete or not at all. Returns ``root``."""

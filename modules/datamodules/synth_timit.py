@@ -4,7 +4,7 @@ Sentences are drawn from a small lexicon with TIMIT phone transcriptions (closur
 each phone is synthesised from its own acoustic recipe — vowels, glides and nasals as harmonics of
 the speaker's pitch shaped by phone-specific formants, fricatives as band-limited noise, stops as
 a closure then a burst — so phones are learnable from spectra, as in speech. Files written per
-utterance: SPHERE ``.WAV`` (16 kHz, 16-bit, TIMIT's header fields), ``.PHN``, ``.WRD``, ``.TXT``.
+utterance: SPHERE ``.WAV`` (16 kHz, 16-bit mono PCM, written by libsndfile), ``.PHN``, ``.WRD``, ``.TXT``.
 
 Speakers: TRAIN holds made-up ids (``msya0`` ...); TEST holds real ids from the standard dev and
 core-test lists, so the loader's real split logic assigns them to ``dev`` and ``test``. Every
@@ -167,7 +167,7 @@ def write_utterance(folder: Path, name: str, rng: np.random.Generator, f0: float
     vocabulary = sorted(LEXICON)
     words = [vocabulary[i] for i in rng.choice(len(vocabulary), size=n_words, replace=False)]
     audio, phn, wrd = synth_utterance(rng, words, f0, scale)
-    write_sphere(folder / f"{name}.WAV", audio, SAMPLE_RATE, extra={"utterance_id": f"{folder.name.lower()}_{name.lower()}"})
+    write_sphere(folder / f"{name}.WAV", audio, SAMPLE_RATE)
     _write_text(folder / f"{name}.PHN", [f"{s} {e} {p}" for s, e, p in phn])
     _write_text(folder / f"{name}.WRD", [f"{s} {e} {w}" for s, e, w in wrd])
     sentence = " ".join(words).capitalize() + "."

@@ -17,20 +17,37 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torchaudio
-from pydantic import PositiveInt
+from pydantic import PositiveFloat, PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
 from inqnet.modules.datamodules.sampling import EpochSeededSampler
-from inqnet.modules.datamodules.sphere import check_audio, read_sphere
+from inqnet.modules.datamodules.sphere import DEFAULT_MAX_SECONDS, SAMPLE_RATE, check_audio, max_samples_for, read_sphere
 from inqnet.modules.datamodules.synth_timit import write_synthetic_timit
-from inqnet.modules.datamodules.timit_corpus import Utterance, normalise_text, read_phn, read_txt, scan_timit, split_timit
+from inqnet.modules.datamodules.timit_corpus import (Utterance, normalise_text, read_phn, read_txt, read_wrd, scan_timit,
+                                                     split_timit)
 from inqnet.modules.datamodules.timit_phones import CHARACTERS, PHONE_SETS, fold_phones
 from inqnet.modules.datamodules.synth_dir import is_empty_or_missing
-from inqnet.modules.errors import data_error
+from inqnet.modules.errors import DataError, data_error
 from inqnet.modules.registry import OnDiskDataConfig, register_data
 
-SAMPLE_RATE = 16000
 Target = Literal["phones", "chars"]
+
+
+def check_utterance(u: Utterance, target: str, max_samples: int) -> int:
+    """Checks one utterance from headers and transcripts (no audio decoded): the audio's format and
+    length, and the transcripts' times within it (``.WRD`` when present; ``.PHN`` or ``.TXT``, the one
+    ``target`` needs, always). Returns the sample count."""
+    frames = check_audio(u.wav, max_samples)
+    for suffix, read, needed in ((".PHN", read_phn, target == "phones"), (".TXT", read_txt, target == "chars"),
+                                 (".WRD", read_wrd, False)):
+        try:
+            path = u.sibling(suffix)
+        except DataError:
+            if needed:
+                raise
+            continue
+        read(path, frames)
+    return frames
 
 
 class Featurizer(torch.nn.Module):
@@ -117,19 +134,21 @@ class TimitDataset(Dataset):
     """Utterances -> dicts with ``features`` (T, F), ``targets`` (L,), ``reference`` (scored units)."""
 
     def __init__(self, utterances: list[Utterance], featurizer: Featurizer, vocab: Vocabulary,
-                 augment: torch.nn.Module | None = None, cache: bool = True) -> None:
+                 augment: torch.nn.Module | None = None, cache: bool = True,
+                 max_samples: int = max_samples_for(DEFAULT_MAX_SECONDS)) -> None:
         self.utterances, self.featurizer, self.vocab, self.augment = utterances, featurizer, vocab, augment
-        for u in utterances:  # headers checked and transcripts parsed up front: bad files fail early
-            check_audio(u.wav)
-        self.labels = [self._tokens(u) for u in utterances]
+        self.max_samples = max_samples
+        # headers checked and transcripts parsed up front: bad files fail early
+        self.frames = [check_audio(u.wav, max_samples) for u in utterances]
+        self.labels = [self._tokens(u, n) for u, n in zip(utterances, self.frames)]
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
 
-    def _tokens(self, u: Utterance) -> list[str]:
+    def _tokens(self, u: Utterance, n_samples: int) -> list[str]:
         if self.vocab.target == "phones":
-            phones = [p for _, _, p in read_phn(u.sibling(".PHN"))]
+            phones = [p for _, _, p in read_phn(u.sibling(".PHN"), n_samples)]
             return fold_phones(phones) if self.vocab.phone_set == "39" else phones
         path = u.sibling(".TXT")
-        text = normalise_text(read_txt(path))
+        text = normalise_text(read_txt(path, n_samples))
         if not text:
             raise data_error(path, "sentence has no letters")
         return list(text)
@@ -140,10 +159,8 @@ class TimitDataset(Dataset):
     def features(self, i: int) -> torch.Tensor:
         if self.cache is not None and i in self.cache:
             return self.cache[i]
-        samples, rate = read_sphere(self.utterances[i].wav)
+        samples, _ = read_sphere(self.utterances[i].wav, self.max_samples)  # 16 kHz: audio_info refuses others
         wave = torch.from_numpy(samples)
-        if rate != SAMPLE_RATE:
-            wave = torchaudio.functional.resample(wave, rate, SAMPLE_RATE)
         feats = self.featurizer(wave)
         if self.cache is not None:
             self.cache[i] = feats
@@ -193,9 +210,11 @@ class TimitDataModule(L.LightningDataModule):
         cache: bool = True,
         synthesize: bool = False,
         seed: int = 0,
+        max_audio_seconds: float = DEFAULT_MAX_SECONDS,
     ) -> None:
         super().__init__()
         self.root = Path(root)
+        self.max_samples = max_samples_for(max_audio_seconds)
         self.featurizer = Featurizer(features, n_mels, n_mfcc, deltas)
         self.vocab = Vocabulary(target, phone_set)
         self.augment = SpecAugment() if spec_augment else None
@@ -226,14 +245,25 @@ class TimitDataModule(L.LightningDataModule):
         if self.synthesize and is_empty_or_missing(self.root):
             write_synthetic_timit(self.root, seed=0)  # the same data whatever the run's seed
 
+    def _splits(self) -> dict[str, list[Utterance]]:
+        self.prepare_data()  # idempotent; covers callers that skip prepare_data
+        return split_timit(scan_timit(self.root), self.root)
+
+    def preflight(self) -> None:
+        """Checks every utterance the run reads from headers and transcripts (audio format, length
+        within data.max_audio_seconds, transcript times within the audio, strict UTF-8), decoding no
+        audio, so a bad file stops the run before its folder exists."""
+        for utterances in self._splits().values():
+            for u in utterances:
+                check_utterance(u, self.vocab.target, self.max_samples)
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        self.prepare_data()  # idempotent; covers callers that skip prepare_data
-        splits = split_timit(scan_timit(self.root), self.root)
-        for name, utts in splits.items():
+        for name, utts in self._splits().items():
             augment = self.augment if name == "train" else None
-            self.datasets[name] = TimitDataset(utts, self.featurizer, self.vocab, augment, self.cache)
+            self.datasets[name] = TimitDataset(utts, self.featurizer, self.vocab, augment, self.cache,
+                                               self.max_samples)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
@@ -266,6 +296,7 @@ class TimitConfig(OnDiskDataConfig):
     spec_augment: bool = False
     cache: bool = True
     synthesize: bool = False
+    max_audio_seconds: PositiveFloat = DEFAULT_MAX_SECONDS  # longer audio files are refused before reading
 
 
 @register_data("timit", TimitConfig)
@@ -274,4 +305,5 @@ def build_timit(cfg: TimitConfig, seed: int) -> TimitDataModule:
     return TimitDataModule(root=cfg.root, features=cfg.features, n_mels=cfg.n_mels, n_mfcc=cfg.n_mfcc,
                            deltas=cfg.deltas, target=cfg.target, phone_set=cfg.phone_set,
                            spec_augment=cfg.spec_augment, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                           cache=cfg.cache, synthesize=cfg.synthesize, seed=seed)
+                           cache=cfg.cache, synthesize=cfg.synthesize, seed=seed,
+                           max_audio_seconds=cfg.max_audio_seconds)

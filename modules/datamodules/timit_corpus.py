@@ -9,6 +9,9 @@ Splits: ``train`` = every TRAIN speaker (462 in TIMIT: 3696 utterances); ``dev``
 50 TEST speakers (400 utterances); ``test`` = the 24-speaker core test set (192 utterances).
 Both lists are fixed speaker ids (``timit_phones``); a TEST folder that holds none of them is an
 error rather than a silent fallback, so a mislabelled corpus cannot be scored on the wrong set.
+
+Transcripts are read as UTF-8 strictly (TIMIT's are ASCII; nothing is guessed as latin-1), and
+given the audio's sample count every segment must end within the audio.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from inqnet.modules.datamodules.timit_phones import CORE_TEST_SPEAKERS, DEV_SPEA
 from inqnet.modules.errors import data_error
 
 SPLITS = ("train", "dev", "test")
+MAX_TRANSCRIPT_BYTES = 1 << 20  # TIMIT's transcripts are under 10 kB; a larger one is refused unread
 _PHONE_SET = frozenset(PHONES_61)
 
 
@@ -100,12 +104,25 @@ def split_timit(utterances: Iterable[Utterance], root: str | Path = "") -> dict[
     return splits
 
 
-def _timed_lines(path: Path) -> Iterable[tuple[int, int, int, str]]:
-    """(line number, start, end, rest) of a ``start end rest`` transcript file."""
+def read_transcript_text(path: Path) -> str:
+    """A transcript's text: at most ``MAX_TRANSCRIPT_BYTES``, strict UTF-8 (TIMIT's files are ASCII)."""
     try:
-        text = path.read_text(encoding="latin-1")
+        if path.stat().st_size > MAX_TRANSCRIPT_BYTES:
+            raise data_error(path, f"transcript of {path.stat().st_size} bytes, more than {MAX_TRANSCRIPT_BYTES}")
+        raw = path.read_bytes()
     except OSError as err:
-        raise data_error(path, f"cannot read ({err.strerror})") from None
+        raise data_error(path, f"cannot read ({err.strerror or err})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise data_error(path, f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+                               "TIMIT transcripts are ASCII") from None
+
+
+def _timed_lines(path: Path, n_samples: int | None = None) -> Iterable[tuple[int, int, int, str]]:
+    """(line number, start, end, rest) of a ``start end rest`` transcript file; with ``n_samples``
+    (the audio's length) every segment must end within the audio."""
+    text = read_transcript_text(path)
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -118,14 +135,16 @@ def _timed_lines(path: Path) -> Iterable[tuple[int, int, int, str]]:
             raise data_error(path, f"line {number}: expected 'start end label', got {line.strip()[:60]!r}") from None
         if start < 0 or end < start:
             raise data_error(path, f"line {number}: bad sample range {start}..{end}")
+        if n_samples is not None and end > n_samples:
+            raise data_error(path, f"line {number}: segment {start}..{end} ends after the audio ({n_samples} samples)")
         yield number, start, end, parts[2].strip()
 
 
-def read_phn(path: str | Path) -> list[tuple[int, int, str]]:
+def read_phn(path: str | Path, n_samples: int | None = None) -> list[tuple[int, int, str]]:
     """``.PHN`` segments (start, end, phone) with every phone checked against the 61-phone set."""
     path = Path(path)
     segments = []
-    for number, start, end, phone in _timed_lines(path):
+    for number, start, end, phone in _timed_lines(path, n_samples):
         if phone not in _PHONE_SET:
             raise data_error(path, f"line {number}: unknown phone {phone!r} (not one of TIMIT's 61)")
         segments.append((start, end, phone))
@@ -134,21 +153,21 @@ def read_phn(path: str | Path) -> list[tuple[int, int, str]]:
     return segments
 
 
-def read_wrd(path: str | Path) -> list[tuple[int, int, str]]:
+def read_wrd(path: str | Path, n_samples: int | None = None) -> list[tuple[int, int, str]]:
     """``.WRD`` segments (start, end, word)."""
     path = Path(path)
     words = []
-    for number, start, end, word in _timed_lines(path):
+    for number, start, end, word in _timed_lines(path, n_samples):
         if " " in word:
             raise data_error(path, f"line {number}: expected one word, got {word[:60]!r}")
         words.append((start, end, word))
     return words
 
 
-def read_txt(path: str | Path) -> str:
+def read_txt(path: str | Path, n_samples: int | None = None) -> str:
     """The sentence of a ``.TXT`` file (``start end sentence``)."""
     path = Path(path)
-    lines = list(_timed_lines(path))
+    lines = list(_timed_lines(path, n_samples))
     if len(lines) != 1:
         raise data_error(path, f"expected one 'start end sentence' line, found {len(lines)}")
     return lines[0][3]

@@ -25,8 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from inqnet.kernels import ops
-from inqnet.kernels.packing import PackedWeight, decode, slice_widths, slice_word_rows
+from inqnet.kernels.packing import PackedWeight
 from inqnet.kernels.reference import decode_weight
+from inqnet.modules.export.cpu_decode import RowDecoder
+from inqnet.modules.export.packed_linear import TiledLinear
 from inqnet.modules.export.architecture import (ARCHITECTURE_ATTR, ARCHITECTURES,  # noqa: F401
                                                 build_architecture, register_architecture)
 from inqnet.modules.export.format import QuantizedFormatError, read_export
@@ -50,46 +52,6 @@ class DecodeScratch:
         return buf[:numel]
 
 
-class _CpuDecoder:
-    """Decodes kslice32 words straight into a [N, K] float weight with a few int32 passes and
-    one table lookup (exact: the table holds `packing.decode` of every code)."""
-
-    def __init__(self, packed: PackedWeight) -> None:
-        self.n, self.k, self.bits = packed.n, packed.k, packed.bits
-        self.slices = []
-        row0, offset = 0, 0
-        for width, rows in zip(slice_widths(packed.bits), slice_word_rows(packed.bits, packed.k)):
-            shifts = torch.arange(32 // width, dtype=torch.int32) * width
-            self.slices.append((row0, rows, width, offset, shifts))
-            row0, offset = row0 + rows, offset + width
-        self.luts: dict[torch.dtype, torch.Tensor] = {}
-        self.n1 = packed.n1
-
-    def lut(self, dtype: torch.dtype) -> torch.Tensor:
-        if dtype not in self.luts:
-            codes = torch.arange(1 << self.bits, dtype=torch.int64)
-            self.luts[dtype] = decode(codes, self.bits, self.n1, dtype)
-        return self.luts[dtype]
-
-    def __call__(self, words: torch.Tensor, dtype: torch.dtype, scratch: DecodeScratch) -> torch.Tensor:
-        n, k = self.n, self.k
-        code = scratch.get("code", n * k, torch.int32, words.device).view(n, k)
-        for i, (row0, rows, width, offset, shifts) in enumerate(self.slices):
-            per_word = shifts.numel()
-            field = scratch.get("field", n * rows * per_word, torch.int32, words.device)
-            field = field.view(n, rows, per_word)
-            torch.bitwise_right_shift(words[row0:row0 + rows].t().unsqueeze(2), shifts, out=field)
-            field = field.view(n, rows * per_word)[:, :k]
-            field.bitwise_and_((1 << width) - 1)
-            if i == 0:
-                code.copy_(field)
-            else:
-                code.bitwise_or_(field.bitwise_left_shift_(offset))
-        out = scratch.get("weight", n * k, dtype, words.device)
-        torch.index_select(self.lut(dtype), 0, code.view(-1), out=out)
-        return out.view(n, k)
-
-
 class _QuantLayer(nn.Module):
     """Shared state: the packed words (`codes` buffer, moves with .to()) and/or the dense
     weight (`dense` buffer), bits, n1 and shape."""
@@ -106,7 +68,7 @@ class _QuantLayer(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(),
                                                            requires_grad=False)
         self.scratch = scratch if scratch is not None else DecodeScratch()
-        self._decoder = _CpuDecoder(packed) if keep == "packed" else None
+        self._decoder = RowDecoder(packed) if keep == "packed" else None
 
     @property
     def packed(self) -> PackedWeight:
@@ -129,7 +91,9 @@ class _QuantLayer(nn.Module):
         if x.is_cuda and ops.triton_available():
             return None
         assert self._decoder is not None and self.codes is not None
-        return self._decoder(self.codes, x.dtype, self.scratch).view(self.weight_shape)
+        n, k = self._decoder.layout.n, self._decoder.layout.k
+        out = self.scratch.get("weight", n * k, x.dtype, x.device).view(n, k)
+        return self._decoder.rows_into(self.codes, 0, n, out).view(self.weight_shape)
 
     def _bias(self, x: torch.Tensor) -> torch.Tensor | None:
         return self.bias if self.bias is None or self.bias.dtype == x.dtype else self.bias.to(x.dtype)
@@ -145,11 +109,16 @@ class QuantLinear(_QuantLayer):
                  dtype: torch.dtype = torch.float32, scratch: DecodeScratch | None = None) -> None:
         super().__init__(packed, bias, keep, dtype, scratch)
         self.out_features, self.in_features = packed.n, packed.k
+        self._tiled = TiledLinear(self._decoder) if self._decoder is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dense = self.dense
         if dense is not None and dense.dtype == x.dtype:  # the float network's own op, no detours
             return F.linear(x, dense, self.bias)
+        tiled = self._tiled
+        if tiled is not None and not x.is_cuda and tiled.worth_it(x):
+            return tiled(x, self.codes, self._bias(x), self.scratch,
+                         lambda: self._run_weight(x))  # type: ignore[arg-type, return-value]
         weight = self._run_weight(x)
         if weight is None:
             return ops.quant_linear(x, self.packed, self.bias)

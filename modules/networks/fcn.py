@@ -1,10 +1,15 @@
-"""The 34-layer residual FCN of Suggestive Annotation (Yang et al. 2017) for gland segmentation.
+"""The residual FCN of Suggestive Annotation (Yang et al. 2017) for gland segmentation: 34 weighted
+layers, 28 deep.
 
 Encoder: a 3x3 stem conv, then four stages, each a 2x2 max pool and two bottleneck residual
 blocks (1x1 reduce, 3x3, 1x1 expand; 4x expansion). Decoder: each stage's output passes through
 a 1x1 side conv and a transposed conv back to full resolution; the four maps are summed and a
 1x1 conv gives the gland logit. Layers counted as in ResNets (shortcut projections excluded):
-1 stem + 4 stages x 2 blocks x 3 + 4 side + 4 upsampling + 1 classifier = 34.
+1 stem + 4 stages x 2 blocks x 3 + 4 side + 4 upsampling + 1 classifier = 34 weighted layers
+(:func:`count_fcn_layers`). The 34 count the four parallel decoder branches; the deepest weighted
+path an input crosses is 28 (:func:`deepest_weighted_path`): stem, the 24 convs of all eight
+blocks, the last stage's side conv and transposed conv, and the classifier. The paper calls its
+FCN 34-layer; whether its count is a depth or this sum of branches is not stated.
 
 The mean over space of the last encoder stage is the image descriptor suggestive annotation uses
 to measure representativeness: 16 * ``width`` channels, 1024-d for the full model (``width`` 64);
@@ -109,3 +114,18 @@ def count_fcn_layers(model: ResidualFCN) -> int:
         1 for m in model.modules() if isinstance(m, Bottleneck) and not isinstance(m.shortcut, nn.Identity)
     )
     return convs - projections
+
+
+def _weighted(module: nn.Module) -> int:
+    return sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in module.modules())
+
+
+def deepest_weighted_path(model: ResidualFCN) -> int:
+    """Weighted layers on the longest input-to-logit path, read from the module structure: the stem,
+    the blocks' main paths (shortcuts are a shorter way round) up to a stage, that stage's side and
+    upsampling convs, and the classifier; the maximum over the four decoder branches."""
+    depth, deepest = _weighted(model.stem), 0
+    for stage, side, up in zip(model.stages, model.sides, model.ups):
+        depth += sum(_weighted(block) - _weighted(block.shortcut) for block in stage if isinstance(block, Bottleneck))
+        deepest = max(deepest, depth + _weighted(side) + _weighted(up) + _weighted(model.classifier))
+    return deepest

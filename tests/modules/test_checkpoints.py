@@ -63,3 +63,37 @@ def test_bad_checkpoints(tmp_path: Path, payload: object, message: str) -> None:
         load_model(path)
     with pytest.raises(InputError, match="no such checkpoint file"):
         load_model(tmp_path / "missing.ckpt")
+
+
+def test_loads_stay_weights_only_when_the_environment_says_otherwise(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from inqnet.modules.checkpoints import UnreadableCheckpoint, safe_load
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (Path.touch, (marker,))
+
+    torch.save({"state_dict": {}, "x": Payload()}, tmp_path / "evil.ckpt")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(UnreadableCheckpoint, match="evil.ckpt: not a readable checkpoint"):
+        safe_load(tmp_path / "evil.ckpt")
+    with pytest.raises(UnreadableCheckpoint):
+        load_model(tmp_path / "evil.ckpt")
+    assert not marker.exists()
+
+
+def test_a_resume_point_needs_what_lightning_restores(tmp_path: Path) -> None:
+    from inqnet.modules.checkpoints import RESUME_KEYS, missing_resume_keys, read_resume_point
+
+    full = {key: {} for key in RESUME_KEYS}
+    torch.save(full, tmp_path / "full.ckpt")
+    assert read_resume_point(tmp_path / "full.ckpt") == full
+    torch.save({"state_dict": {}, "epoch": 0, "global_step": 0, "loops": {}}, tmp_path / "weights.ckpt")
+    with pytest.raises(InputError, match=r"weights only; missing optimizer_states, lr_schedulers\)$"):
+        read_resume_point(tmp_path / "weights.ckpt")
+    torch.save({"net.weight": torch.zeros(1)}, tmp_path / "plain.pt")
+    with pytest.raises(InputError, match=r"a plain state dict; missing state_dict, epoch"):
+        read_resume_point(tmp_path / "plain.pt")
+    assert missing_resume_keys([1, 2]) == list(RESUME_KEYS)

@@ -103,3 +103,73 @@ def test_nt_settings_errors(tmp_path: Path, glas: Path, call_main) -> None:  # t
                             f"data.suggestions={_suggestions(tmp_path / 'e.json', [], [])}"), "names no annotated item")
     _one_line_error(call_main("validate", str(recipe), "data.subset=[train_1]"), "data.suggestions")
     assert not (tmp_path / "runs").exists()
+
+
+def _damaged_fcns(kind: str, path: Path) -> None:
+    import io
+
+    import torch
+
+    if kind == "garbage":
+        path.write_bytes(b"\x80\x04not a checkpoint at all" * 10)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        buffer = io.BytesIO()
+        torch.save({"round": 1, "fcns": [{"state": {"w": torch.zeros(64)}}]}, buffer)
+        path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    elif kind == "wrong_layout":
+        torch.save({"round": 1, "fcns": "nothing here"}, path)
+    elif kind == "wrong_weights":
+        torch.save({"round": 1, "fcns": [{"state": {"w": torch.zeros(3)}, "float": {}, "loss": 1.0,
+                                          "seconds": 1.0}]}, path)
+    else:  # a pickle that would build an object: weights_only refuses to run it
+        torch.save({"round": 1, "fcns": [Path("/")]}, path)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "empty", "truncated", "wrong_layout", "wrong_weights", "object"])
+def test_corrupt_fcns_file_is_one_line(tmp_path: Path, glas: Path, kind: str) -> None:
+    from inqnet.cli.annotate.fcns import load_fcns
+    from inqnet.cli.config.load import load_recipe
+    from inqnet.cli.errors import InqError
+
+    recipe = load_recipe(tiny_recipe(tmp_path / "r.yaml", glas, tmp_path / "runs"))
+    path = tmp_path / "fcns.pt"
+    _damaged_fcns(kind, path)
+    with pytest.raises(InqError) as info:
+        load_fcns(path, recipe, {"in_channels": 3, "val_splits": ["testA", "testB"], "test_splits": ["testA", "testB"]})
+    text = str(info.value)
+    assert text.startswith(f"{path}: cannot load the suggestive FCNs (") and "\n" not in text, text
+    assert len(text) < 400 + len(str(path))
+
+
+def test_resume_with_a_corrupt_fcns_file_exits_2(tmp_path: Path, glas: Path,
+                                                 call_main) -> None:  # type: ignore[no-untyped-def]
+    from inqnet.cli.annotate.rounds import FCNS, AnnotateState
+    from inqnet.cli.config.load import load_recipe, save_resolved
+
+    recipe_path = tiny_recipe(tmp_path / "r.yaml", glas, tmp_path / "runs")
+    run_dir = tmp_path / "runs" / "r" / "20250101-000000"
+    run_dir.mkdir(parents=True)
+    save_resolved(load_recipe(recipe_path), run_dir / "resolved.yaml")
+    AnnotateState(initial=["train_1[0:32,0:32]"], annotated=["train_1[0:32,0:32]"]).save(run_dir)
+    _damaged_fcns("truncated", run_dir / FCNS)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    result = call_main("annotate", str(recipe_path), "--resume", str(run_dir))
+    _one_line_error(result, str(run_dir / FCNS), "cannot load the suggestive FCNs")
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before  # nothing rewritten
+
+
+def test_pool_leaves_out_the_held_out_validation_images(tmp_path: Path) -> None:
+    from inqnet.cli.annotate.rounds import load_pool
+    from inqnet.cli.config.load import load_recipe
+    from inqnet.cli.config.schema import AnnotateSection
+    from inqnet.modules.datamodules.glas import hold_out, scan_glas
+
+    root = tiny_glas(tmp_path / "glas", train=5)
+    recipe = load_recipe(tiny_recipe(tmp_path / "r.yaml", root, tmp_path / "runs"),
+                         ["data.val_on_test=false", "data.val_images=1", "data.split_seed=3"])
+    pool = load_pool(recipe, recipe.annotate or AnnotateSection())
+    _, (held,) = hold_out(scan_glas(root)["train"], 1, 3)
+    assert sorted(pool.pairs) == sorted({f"train_{n}" for n in range(1, 6)} - {held.name})
+    assert not any(item.startswith(f"{held.name}[") for item in pool.ids) and len(pool.ids) == 16

@@ -24,7 +24,7 @@ def inq(*args: str) -> subprocess.CompletedProcess:
 def test_synth_glas_and_timit(tmp_path: Path) -> None:
     done = inq("data", "synth", "glas", str(tmp_path / "glas"))
     assert done.returncode == 0, done.stderr
-    assert [len(v) for v in scan_glas(tmp_path / "glas").values()] == [12, 6, 4]
+    assert [len(v) for v in scan_glas(tmp_path / "glas").values()] == [20, 6, 4]
     done = inq("data", "synth", "timit", str(tmp_path / "timit"), "--seed", "3")
     assert done.returncode == 0, done.stderr
     splits = split_timit(scan_timit(tmp_path / "timit"))

@@ -108,10 +108,11 @@ def test_bad_datasets_stop_with_one_line(call_main, tmp_path: Path, case: str) -
             for p in root.glob("testA_*"):
                 p.unlink()
             expect = f"{root}: empty testA split"
-        args = ["recipes/fcn_quickstart.yaml", f"data.root={root}", "data.synthesize=false"]
+        args = ["recipes/fcn_quickstart.yaml", f"data.root={root}", "data.synthesize=false", "data.val_images=1"]
     elif case == "missing_init_from":
         root = write_synthetic_glas(tmp_path / "glas", train=2, test_a=1, test_b=1, size=32)
-        args = ["recipes/fcn_quickstart.yaml", f"data.root={root}", f"model.init_from={tmp_path / 'float.ckpt'}"]
+        args = ["recipes/fcn_quickstart.yaml", f"data.root={root}", f"model.init_from={tmp_path / 'float.ckpt'}",
+                "data.val_images=1"]
         expect = f"{tmp_path / 'float.ckpt'}: init_from checkpoint does not exist"
     elif case == "missing_root":
         root = tmp_path / "nowhere"
@@ -123,7 +124,7 @@ def test_bad_datasets_stop_with_one_line(call_main, tmp_path: Path, case: str) -
         victim = next(root.glob("TEST/DR*/*/SI*.WAV")) if case == "broken_sphere" else next(root.glob("TRAIN/DR*/*/S*[!1-2].PHN"))
         if case == "broken_sphere":
             victim.write_bytes(victim.read_bytes().replace(b"sample_rate -i 16000", b"sample_rate -x 16000"))
-            expect = f"{victim}: bad SPHERE header line 'sample_rate -x 16000'"
+            expect = f"{victim}: SPHERE header lacks sample_rate (a 'sample_rate -i N' line)"
         else:
             victim.write_text(victim.read_text().replace(" h#", " hh#", 1))
             expect = f"{victim}: line 1: unknown phone 'hh#'"
@@ -141,7 +142,7 @@ def test_bad_datasets_stop_with_one_line(call_main, tmp_path: Path, case: str) -
 def test_ensembles_of_two(call_main, tmp_path: Path, recipe: str) -> None:  # type: ignore[no-untyped-def]
     if recipe == "fcn_quickstart":
         root = write_synthetic_glas(tmp_path / "data", train=2, test_a=1, test_b=1, size=32)
-        extra = ["model.width=4", "data.patch_size=32", "data.patches_per_image=1"]
+        extra = ["model.width=4", "data.patch_size=32", "data.patches_per_image=1", "data.val_images=1"]
         metric = "f1_dice"
     else:
         root = write_synthetic_timit(tmp_path / "data", train_speakers=2, dev_speakers=1, test_speakers=1,

@@ -62,7 +62,8 @@ def test_run_folder_requeue_and_resume_agree(case: str, job_env, tmp_path: Path,
     # the requeue support is on exactly in a SLURM job, and a requeued job resumes only there
     (tmp_path / "last.ckpt").write_bytes(b"x")
     assert bool(requeue_callbacks(tmp_path)) is (folder is not None)
-    assert requeue_resume_point(tmp_path) == (tmp_path / "last.ckpt" if folder else None)
+    point = requeue_resume_point(tmp_path, lambda path: path.read_bytes())  # `check` sees the file and is kept
+    assert point == ((tmp_path / "last.ckpt", b"x") if folder else None)
     calls: list[list[str]] = []
     monkeypatch.setattr(requeue.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
     SlurmRequeue(tmp_path)._requeue()

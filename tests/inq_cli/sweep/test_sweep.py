@@ -167,7 +167,7 @@ def test_a_point_runs_as_the_wandb_agent_runs_it(tmp_path: Path) -> None:
 def test_local_sweep_runs_points_skips_finished_and_collects(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     args = ["sweep", "recipes/quickstart.yaml", "--grid", "inq.bits=3,4", "--local", "--out", str(out), *TINY]
-    proc = _cli(*args, cwd=ROOT)
+    proc = _cli(*args, "--jobs", "2", cwd=ROOT)  # both points at once, one process each
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     ledger = json.loads((out / "points.json").read_text())["points"]
     assert set(ledger) == {"inq.bits-3", "inq.bits-4"}

@@ -54,3 +54,31 @@ def test_train_loader_replays_an_epoch_after_resume() -> None:
     fresh = _dm(seed=5, batch_size=64).train_dataloader()
     fresh.sampler.set_epoch(2)
     assert torch.equal(torch.cat([y for _, y in fresh]), labels)
+
+
+def test_train_samples_caps_training_stratified_and_fixed() -> None:
+    import pytest
+
+    from inqnet.modules.errors import InputError
+
+    def split(seed: int = 0, **cfg: object) -> dict:
+        return _dm(seed, **cfg).splits
+
+    full, capped = split(), split(train_samples=269)
+    labels = capped["train"].tensors[1]
+    assert len(labels) == 269
+    counts = torch.bincount(labels, minlength=10)
+    assert int(counts.max() - counts.min()) <= 1  # digits' classes are nearly equal: 26-27 each
+    assert torch.equal(split(train_samples=269, seed=5)["train"].tensors[1], labels)  # not the run seed
+    assert not torch.equal(split(train_samples=269, split_seed=1)["train"].tensors[1], labels)
+    for name in ("val", "test"):  # validation and test are untouched
+        assert torch.equal(capped[name].tensors[1], full[name].tensors[1])
+    # the capped images are a subset of the full training images
+    from inqnet.modules.datamodules.digits import cap_stratified, load_digits_tensors
+
+    all_labels = load_digits_tensors()[1]
+    train, _, _ = split_indices(all_labels, 0.2, 0.2, split_seed=0)
+    assert set(cap_stratified(train, all_labels, 269, 0).tolist()) < set(train.tolist())
+    with pytest.raises(InputError, match="data.train_samples: 5000 must be between 10 .* and the 1079 training images"):
+        DigitsDataModule(DigitsConfig(train_samples=5000)).preflight()
+    DigitsDataModule(DigitsConfig(train_samples=10)).preflight()

@@ -62,7 +62,7 @@ def test_truncated_bmp_names_the_file(glas: Path, tmp_path: Path) -> None:
     root = copy(glas, tmp_path)
     victim = root / "testA_2.bmp"
     victim.write_bytes(victim.read_bytes()[:700])
-    dm = GlasDataModule(root)
+    dm = GlasDataModule(root, val_images=1)
     with pytest.raises(DataError) as info:
         dm.setup("fit")
     assert str(victim) in str(info.value) and "truncated or corrupt" in str(info.value)
@@ -88,7 +88,7 @@ def test_bad_folders(glas: Path, tmp_path: Path, case: str) -> None:
     else:
         root = tmp_path / "missing"
     with pytest.raises(DataError, match=expect):
-        GlasDataModule(root).setup("fit")
+        GlasDataModule(root, val_images=1).setup("fit")
 
 
 def test_grade_csv(tmp_path: Path) -> None:
@@ -116,7 +116,8 @@ def test_random_patch_keeps_labels() -> None:
 
 
 def test_datamodule_batches_and_subset(glas: Path) -> None:
-    dm = GlasDataModule(glas, patch_size=32, patches_per_image=2, batch_size=4, subset=["train_3", "train_3"])
+    dm = GlasDataModule(glas, patch_size=32, patches_per_image=2, batch_size=4, subset=["train_3", "train_3"],
+                        val_on_test=True)
     dm.setup("fit")
     assert len(dm.datasets["train"]) == 4
     batch = next(iter(dm.train_dataloader()))
@@ -128,7 +129,7 @@ def test_datamodule_batches_and_subset(glas: Path) -> None:
     assert full["name"] == ["testA_1"] and full["split"] == ["testA"]
     assert [b["split"][0] for b in batches] == ["testA", "testA", "testB", "testB"]
     with pytest.raises(DataError, match="train_9"):
-        GlasDataModule(glas, subset=["train_9"]).setup("fit")
+        GlasDataModule(glas, subset=["train_9"], val_on_test=True).setup("fit")
 
 
 def test_synthesize_fills_an_empty_root(tmp_path: Path) -> None:
@@ -137,7 +138,9 @@ def test_synthesize_fills_an_empty_root(tmp_path: Path) -> None:
     dm = GlasDataModule(root, synthesize=True, patch_size=32)
     dm.prepare_data()
     dm.setup("fit")
-    assert len(dm.items["train"]) == 12 and len(dm.items["testA"]) == 6 and len(dm.items["testB"]) == 4
+    assert len(dm.items["train"]) == 12 and len(dm.items["holdout"]) == 8  # 20 written, 8 held out by default
+    assert len(dm.items["testA"]) == 6 and len(dm.items["testB"]) == 4
+    assert dm.data_info["val_splits"] == ["holdout"] and dm.data_info["val_on_test"] is False
 
 
 def test_held_out_validation_images(glas: Path) -> None:
@@ -150,3 +153,48 @@ def test_held_out_validation_images(glas: Path) -> None:
     assert len(dm.test_dataloader()) == 4
     with pytest.raises(DataError, match="leaves no training image"):
         GlasDataModule(glas, val_images=3).setup("fit")
+
+
+def test_validation_never_touches_test_images_by_default(tmp_path: Path) -> None:
+    root = write_synthetic_glas(tmp_path / "glas", train=10, test_a=2, test_b=2, size=32, seed=3)
+    dm = GlasDataModule(root, patch_size=16)  # the defaults: 8 held-out training images
+    dm.setup("fit")
+    val_files = [item.image.name for _, item in dm.datasets["val"].entries]
+    val_names = [name for batch in dm.val_dataloader() for name in batch["name"]]
+    assert len(val_names) == 8 and all(n.startswith("train_") for n in val_names), val_names
+    assert sorted(val_files) == sorted(f"{n}.bmp" for n in val_names)
+    assert {s for batch in dm.val_dataloader() for s in batch["split"]} == {"holdout"}
+    assert not {n for n in val_names} & {i.name for i in dm.items["train"]}
+    test_names = [name for batch in dm.test_dataloader() for name in batch["name"]]
+    assert sorted(test_names) == ["testA_1", "testA_2", "testB_1", "testB_2"]
+    assert dm.data_info["val_on_test"] is False and dm.data_info["val_splits"] == ["holdout"]
+
+
+def test_val_on_test_must_be_asked_for(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from inqnet.modules.datamodules.glas import GlasConfig, build_glas
+
+    with pytest.raises(ValidationError, match="val_images: 0 would validate .* on Test A / Test B.*val_on_test: true"):
+        GlasConfig(root=tmp_path, val_images=0)
+    root = write_synthetic_glas(tmp_path / "glas", train=3, test_a=1, test_b=1, size=32)
+    dm = build_glas(GlasConfig(root=root, val_on_test=True, patch_size=16), seed=0)
+    dm.setup("fit")
+    assert dm.data_info["val_on_test"] is True and dm.data_info["val_splits"] == ["testA", "testB"]
+    assert len(dm.items["train"]) == 3 and "holdout" not in dm.items  # the paper's practice: all 85 train
+    assert [b["name"][0] for b in dm.val_dataloader()] == ["testA_1", "testB_1"]
+
+
+def test_held_out_split_is_stratified_by_grade_and_fixed(tmp_path: Path) -> None:
+    from inqnet.modules.datamodules.glas import GlasItem, hold_out, stratified_counts
+
+    grades = ["benign"] * 8 + ["malignant"] * 4
+    items = [GlasItem(f"train_{k}", Path(f"train_{k}.bmp"), Path(f"train_{k}_anno.bmp"), g)
+             for k, g in enumerate(grades, start=1)]
+    kept, held = hold_out(items, 3, split_seed=0)
+    assert sorted(i.grade for i in held) == ["benign", "benign", "malignant"]
+    assert len(kept) == 9 and not {i.name for i in kept} & {i.name for i in held}
+    assert hold_out(items, 3, split_seed=0) == (kept, held)
+    assert any(hold_out(items, 3, split_seed=s)[1] != held for s in range(1, 6))
+    assert stratified_counts({"benign": 37, "malignant": 48}, 8) == {"benign": 3, "malignant": 5}
+    assert sum(stratified_counts({"a": 1, "b": 1, "c": 1}, 2).values()) == 2

@@ -1,117 +1,138 @@
-"""NIST SPHERE reading: TIMIT-style headers with extra fields, byte orders, and broken files."""
+"""TIMIT audio through soundfile: real NIST SPHERE files written by libsndfile, then damaged by hand
+(a huge header size, a rate of 0, a short file, ...): each is one line naming the file, before any
+sample is read."""
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from inqnet.modules.datamodules.sphere import parse_sphere_header, read_sphere, write_sphere
+from inqnet.modules.datamodules.sphere import audio_info, check_audio, read_sphere, write_sphere
 from inqnet.modules.errors import DataError
 
-
-def sphere_bytes(fields: list[str], samples: bytes, size: int = 1024) -> bytes:
-    """A SPHERE file assembled by hand, the way LDC's TIMIT files look."""
-    header = ("NIST_1A\n" + f"{size:7d}\n" + "".join(f + "\n" for f in fields) + "end_head\n").encode()
-    return header.ljust(size, b" ") + samples
+VALUES = np.array([-2, 0, 300, 7, -32768, 32767], dtype=np.int16)
 
 
-TIMIT_FIELDS = [
-    "database_id -s5 TIMIT",
-    "database_version -s3 1.0",
-    "utterance_id -s8 aks0_sa1",
-    "channel_count -i 1",
-    "sample_count -i 4",
-    "sample_rate -i 16000",
-    "sample_min -i -2",
-    "sample_max -i 300",
-    "sample_n_bytes -i 2",
-    "sample_byte_format -s2 01",
-    "sample_sig_bits -i 16",
-    "recording_date -s11 03-Jan-1987",  # a string with a dash; below one with spaces
-    "speaker_note -s12 read clearly",
-    "sample_checksum -i 12345",
-    "ratio -r 0.5",
-]
+def sphere_file(path: Path, values: np.ndarray = VALUES, rate: int = 16000, **kwargs: object) -> Path:
+    """A NIST SPHERE file as libsndfile writes it."""
+    sf.write(str(path), values, rate, format="NIST", subtype=kwargs.pop("subtype", "PCM_16"), **kwargs)
+    return path
 
 
-def test_reads_timit_header_with_extra_fields(tmp_path: Path) -> None:
-    values = np.array([-2, 0, 300, 7], dtype="<i2")
-    path = tmp_path / "SA1.WAV"
-    path.write_bytes(sphere_bytes(TIMIT_FIELDS, values.tobytes()))
-    fields, size = parse_sphere_header(path.read_bytes(), path)
-    assert size == 1024
-    assert fields["speaker_note"] == "read clearly" and fields["ratio"] == 0.5
+def patched(tmp_path: Path, old: bytes, new: bytes, name: str = "BAD.WAV") -> Path:
+    """A good SPHERE file with one header text replaced (padding kept, so the header stays 1024 bytes)."""
+    raw = sphere_file(tmp_path / "GOOD.WAV").read_bytes()
+    assert old in raw[:1024], raw[:200]
+    head = raw[:1024].replace(old, new, 1)
+    head = head[:1024] if len(head) >= 1024 else head.ljust(1024, b" ")  # the padding absorbs the change
+    path = tmp_path / name
+    path.write_bytes(head + raw[1024:])
+    return path
+
+
+def test_reads_what_libsndfile_wrote(tmp_path: Path) -> None:
+    path = sphere_file(tmp_path / "SI1.WAV")
+    assert path.read_bytes().startswith(b"NIST_1A\n   1024\n")
     audio, rate = read_sphere(path)
-    assert rate == 16000
-    np.testing.assert_allclose(audio, values / 32768.0)
+    assert rate == 16000 and audio.dtype == np.float32
+    np.testing.assert_array_equal(audio, VALUES / 32768.0)
+    assert check_audio(path) == len(VALUES)
 
 
-def test_big_endian_and_larger_header(tmp_path: Path) -> None:
-    values = np.array([1000, -1000, 5], dtype=">i2")
-    fields = [f.replace("-s2 01", "-s2 10").replace("sample_count -i 4", "sample_count -i 3") for f in TIMIT_FIELDS]
-    path = tmp_path / "X.WAV"
-    path.write_bytes(sphere_bytes(fields, values.tobytes(), size=2048))
-    audio, _ = read_sphere(path)
-    np.testing.assert_allclose(audio, values.astype(np.float32) / 32768.0)
+def test_big_endian_is_read_the_same(tmp_path: Path) -> None:
+    path = sphere_file(tmp_path / "BE.WAV", endian="BIG")
+    np.testing.assert_array_equal(read_sphere(path)[0], VALUES / 32768.0)
 
 
 def test_write_read_roundtrip(tmp_path: Path) -> None:
     x = np.sin(np.linspace(0, 20, 800)) * 0.4
-    write_sphere(tmp_path / "A.WAV", x, 16000, extra={"speaking_mode": "read"})
+    write_sphere(tmp_path / "A.WAV", x, 16000)
     y, rate = read_sphere(tmp_path / "A.WAV")
     assert rate == 16000 and y.shape == x.shape
     np.testing.assert_allclose(y, x, atol=1 / 32768)
-    assert not list(tmp_path.glob("*.tmp"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A.WAV"]
 
 
-def test_reads_riff_wav(tmp_path: Path) -> None:
-    with wave.open(str(tmp_path / "r.wav"), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(np.array([0, 16384], dtype="<i2").tobytes())
+def test_reads_riff_wav_at_16k(tmp_path: Path) -> None:
+    sf.write(str(tmp_path / "r.wav"), np.array([0, 16384], np.int16), 16000, subtype="PCM_16")
     audio, rate = read_sphere(tmp_path / "r.wav")
-    assert rate == 8000 and audio.tolist() == [0.0, 0.5]
+    assert rate == 16000 and audio.tolist() == [0.0, 0.5]
+
+
+def test_file_longer_than_declared_reads_the_declared_samples(tmp_path: Path) -> None:
+    path = sphere_file(tmp_path / "L.WAV")
+    path.write_bytes(path.read_bytes() + b"\x01\x00" * 10)
+    assert len(read_sphere(path)[0]) == len(VALUES)
 
 
 @pytest.mark.parametrize(
-    ("mutate", "message"),
+    ("old", "new", "message"),
     [
-        (lambda b: b.replace(b"NIST_1A", b"NIST_XX"), "NIST_1A"),
-        (lambda b: b.replace(b"end_head", b"end_hexd"), "bad SPHERE header line"),
-        (lambda b: b.replace(b"   1024\n", b"   abcd\n"), "header size"),
-        (lambda b: b.replace(b"sample_rate -i 16000", b"sample_rate -i 16k00"), "bad SPHERE header line"),
-        (lambda b: b.replace(b"sample_count -i 4", b"sample_count -i 9"), "truncated SPHERE audio"),
-        (lambda b: b[:600], "past the end"),
-        (lambda b: b.replace(b"ratio -r 0.5", b"sample_coding -s26 pcm,embedded-shorten-v2.00"), "sph2pipe"),
+        (b"   1024\n", b"999999999999\n", "SPHERE header size 999999999999 is invalid"),  # a huge size field
+        (b"   1024\n", b"   2048\n", "SPHERE header size 2048 is invalid"),  # past the end of this small file
+        (b"   1024\n", b"   abcd\n", "bad SPHERE header size"),
+        (b"sample_rate -i 16000", b"sample_rate -i 0", "SPHERE sample_rate 0: must be 16000"),
+        (b"sample_rate -i 16000", b"sample_rate -x 16000", "SPHERE header lacks sample_rate"),
+        (b"sample_count -i 6", b"sample_count -i 9", "truncated SPHERE audio: header says 9 samples, file holds 6"),
+        (b"sample_count -i 6", b"sample_count -i 99999999999", "SPHERE sample_count 99999999999 is outside"),
+        (b"end_head", b"end_hexd", "SPHERE header has no end_head line"),
+        (b"sample_coding -s3 pcm", b"sample_coding -s3 shn", "sph2pipe"),
+        (b"NIST_1A", b"NIST_XX", "not a NIST SPHERE"),
     ],
 )
-def test_broken_files_name_the_file(tmp_path: Path, mutate, message: str) -> None:
-    path = tmp_path / "BAD.WAV"
-    path.write_bytes(mutate(sphere_bytes(TIMIT_FIELDS, np.zeros(4, "<i2").tobytes())))
+def test_damaged_headers_are_one_line_naming_the_file(tmp_path: Path, old: bytes, new: bytes, message: str) -> None:
+    path = patched(tmp_path, old, new)
+    for read in (check_audio, read_sphere):
+        with pytest.raises(DataError) as info:
+            read(path)
+        text = str(info.value)
+        assert text.startswith(f"{path}: ") and message in text and "\n" not in text, text
+
+
+def test_huge_size_field_allocates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The size field is refused from its text: the header is never read at that size."""
+    path = patched(tmp_path, b"   1024\n", b"99999999999\n")
+    reads: list[int] = []
+    real_open = Path.open
+
+    def spy(self: Path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        handle = real_open(self, *args, **kwargs)
+        original = handle.read
+        handle.read = lambda n=-1: (reads.append(n), original(n))[1]  # type: ignore[method-assign]
+        return handle
+
+    monkeypatch.setattr(Path, "open", spy)
+    with pytest.raises(DataError, match="header size"):
+        check_audio(path)
+    assert reads and max(reads) <= 64 and -1 not in reads
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda p: sphere_file(p, rate=8000), "sample rate 8000 Hz; TIMIT audio is 16000 Hz"),
+        (lambda p: sphere_file(p, np.zeros((4, 2), np.int16)), "2 channels; TIMIT audio is mono"),
+        (lambda p: sphere_file(p, subtype="PCM_24"), "sample format PCM_24; TIMIT audio is 16-bit PCM"),
+        (lambda p: p.write_bytes(b"RIFF" + b"\0" * 40), "unreadable audio"),
+        (lambda p: p.write_bytes(b"hello"), "not a NIST SPHERE (NIST_1A) or RIFF wav file"),
+    ],
+)
+def test_not_timit_audio(tmp_path: Path, write, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "X.WAV"
+    write(path)
     with pytest.raises(DataError) as info:
-        read_sphere(path)
-    assert str(path) in str(info.value) and message in str(info.value)
-    assert "\n" not in str(info.value)
+        audio_info(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value), str(info.value)
 
 
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (lambda b: b.replace(b"end_head", b"end_hexd"), "bad SPHERE header line"),
-        (lambda b: b.replace(b"sample_count -i 4", b"sample_count -i 9"), "truncated SPHERE audio"),
-        (lambda b: b.replace(b"ratio -r 0.5", b"sample_coding -s26 pcm,embedded-shorten-v2.00"), "sph2pipe"),
-    ],
-)
-def test_check_audio_finds_the_same_problems_without_decoding(tmp_path: Path, mutate, message: str) -> None:
-    from inqnet.modules.datamodules.sphere import check_audio
-
-    good = tmp_path / "GOOD.WAV"
-    good.write_bytes(sphere_bytes(TIMIT_FIELDS, np.zeros(4, "<i2").tobytes()))
-    check_audio(good)
-    bad = tmp_path / "BAD.WAV"
-    bad.write_bytes(mutate(good.read_bytes()))
-    with pytest.raises(DataError, match=message):
-        check_audio(bad)
+def test_length_limit_is_overridable(tmp_path: Path) -> None:
+    path = sphere_file(tmp_path / "A.WAV", np.zeros(100, np.int16))
+    with pytest.raises(DataError, match="sample_count 100 is outside 0..50 .*max_audio_seconds"):
+        check_audio(path, max_samples=50)
+    assert check_audio(path, max_samples=100) == 100
+    riff = tmp_path / "r.wav"
+    sf.write(str(riff), np.zeros(100, np.int16), 16000, subtype="PCM_16")
+    with pytest.raises(DataError, match="100 samples, more than the limit of 50"):
+        check_audio(riff, max_samples=50)

@@ -48,3 +48,20 @@ def test_multistep_fires_inside_every_stage(tmp_path) -> None:
     pl.Trainer(max_epochs=9, callbacks=[inq, seen], **trainer_kwargs(tmp_path)).fit(
         PhasedNet({"name": "multistep", "milestones": [2], "gamma": 0.1}), tiny_loader())
     assert seen.lrs == pytest.approx([0.1, 0.1, 0.01] * 3)
+
+
+def test_milestones_as_fractions_land_inside_phases_of_any_length(tmp_path) -> None:
+    seen = EpochLr()
+    inq = INQCallback(bits=4, portions=[0.5, 1.0], epochs_per_stage=2, float_epochs=4)
+    pl.Trainer(max_epochs=8, callbacks=[inq, seen], **trainer_kwargs(tmp_path)).fit(
+        PhasedNet({"name": "multistep", "milestones": [0.5], "gamma": 0.1}), tiny_loader())
+    assert seen.lrs == pytest.approx([0.1, 0.1, 0.01, 0.01] + [0.1, 0.01] * 2)
+
+
+def test_milestones_mixing_counts_and_fractions_are_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not a mix"):
+        parse_scheduler({"name": "multistep", "milestones": [0.5, 3]})
+    with pytest.raises(ValidationError, match="not a mix"):
+        parse_scheduler({"name": "multistep", "milestones": [1.5]})

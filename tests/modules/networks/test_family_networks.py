@@ -1,4 +1,4 @@
-"""The paper's networks: VGG-16 in torchvision's layout and the small VGGs, the 34-layer FCN, Deep Speech."""
+"""The paper's networks: VGG-16 in torchvision's layout and the small VGGs, the residual FCN, Deep Speech."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torchvision
 
 from inqnet.modules.networks.deepspeech import DeepSpeech, clipped_relu, stack_context
-from inqnet.modules.networks.fcn import ResidualFCN, count_fcn_layers
+from inqnet.modules.networks.fcn import ResidualFCN, count_fcn_layers, deepest_weighted_path
 from inqnet.modules.networks.vgg16 import PaperVGG, count_conv_layers
 
 
@@ -46,8 +46,9 @@ def test_small_vggs(variant: str, convs: int, channels: list[int]) -> None:
         PaperVGG("vgg16", input_size=16)
 
 
-def test_fcn_is_34_layers_with_descriptor() -> None:
-    assert count_fcn_layers(ResidualFCN(64)) == 34
+def test_fcn_has_34_weighted_layers_28_deep_with_descriptor() -> None:
+    assert count_fcn_layers(ResidualFCN(64)) == 34  # all branches together
+    assert deepest_weighted_path(ResidualFCN(64)) == deepest_weighted_path(ResidualFCN(8)) == 28
     assert ResidualFCN(64).descriptor_dim == 1024 and ResidualFCN(32).descriptor_dim == 512  # simplified: half
     full, half = ResidualFCN(64), ResidualFCN(32)
     n_full = sum(p.numel() for p in full.parameters())

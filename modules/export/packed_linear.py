@@ -1,0 +1,92 @@
+"""A packed nn.Linear on a CPU that reads only its codes: decode a tile of output rows into a
+small buffer that stays in cache, run the float network's own F.linear on it, next tile.
+
+Why: at small batches a big Linear (VGG-16's FC6: 103M weights) is bound by reading its weight.
+Decoding the whole layer first writes and reads a float copy of it (3x the float network's
+traffic); per tile, the only memory traffic is the b-bit codes.
+
+Same outputs as the dense layer, checked rather than assumed: each output element's sum over K
+is left to the same BLAS call on the same rows (tiles split the output rows, never K, and start
+on 64-byte-aligned rows as the dense weight's do), but a BLAS may still pick a different kernel,
+and so a different summation order, for a smaller output width (MKL does at batch 64, or with
+several threads at batch 1). So the first call for each input shape, dtype and thread count
+runs the whole-layer path and compares both paths on a random probe of that shape; tiles are
+used from then on only if the outputs were bit-identical (`torch.equal`).
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from inqnet.modules.export.cpu_decode import RowDecoder
+
+TILE_MIN_BYTES = 4 << 20  # smaller layers decode whole: their float copy stays in cache anyway
+TILE_TARGET_BYTES = 512 << 10  # a tile of float rows this size leaves L2 room for the codes
+ROW_ALIGN = 16  # rows per tile a multiple of 16: every tile row starts 64-byte aligned as in the
+#                 dense weight (16 float32 rows of any K span a multiple of 64 bytes)
+_MAX_VERDICTS = 64  # input shapes remembered per layer (variable-length inputs stay bounded)
+
+Verdict = tuple[tuple[int, ...], torch.dtype, int]
+
+
+def tile_rows(n: int, k: int, element_size: int = 4) -> int:
+    """Output rows per tile: about TILE_TARGET_BYTES of floats, a multiple of ROW_ALIGN."""
+    rows = TILE_TARGET_BYTES // max(1, k * element_size) // ROW_ALIGN * ROW_ALIGN
+    return max(ROW_ALIGN, min(rows, -(-n // ROW_ALIGN) * ROW_ALIGN))
+
+
+class TiledLinear:
+    """The tiled forward of one packed Linear, with its per-shape bit-identity verdicts."""
+
+    def __init__(self, decoder: RowDecoder) -> None:
+        self.decoder = decoder
+        self.n, self.k = decoder.layout.n, decoder.layout.k
+        self.rows = tile_rows(self.n, self.k)
+        self.verdicts: dict[Verdict, bool] = {}
+
+    def worth_it(self, x: torch.Tensor) -> bool:
+        """Tiles pay when the layer's float copy would not stay in cache and the kernel runs."""
+        return (self.n > self.rows and self.n * self.k * x.element_size() >= TILE_MIN_BYTES
+                and x.shape[-1] == self.k and self.decoder.kernel_runs(x.dtype)
+                and not (x.requires_grad and torch.is_grad_enabled()))
+
+    def __call__(self, x: torch.Tensor, words: torch.Tensor, bias: torch.Tensor | None,
+                 scratch: "Scratch", whole: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """F.linear(x, W, bias) with W decoded from `words`; `whole()` decodes all of W."""
+        key = (tuple(x.shape), x.dtype, torch.get_num_threads())
+        verdict = self.verdicts.get(key)
+        if verdict is None:
+            weight = whole()
+            result = F.linear(x, weight, bias)
+            probe = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(0))
+            expected = F.linear(probe, weight, bias)
+            same = torch.equal(self.tiles(probe, words, bias, scratch), expected)
+            if len(self.verdicts) >= _MAX_VERDICTS:
+                self.verdicts.clear()
+            self.verdicts[key] = same
+            return result
+        if not verdict:
+            return F.linear(x, whole(), bias)
+        return self.tiles(x, words, bias, scratch)
+
+    def tiles(self, x: torch.Tensor, words: torch.Tensor, bias: torch.Tensor | None,
+              scratch: "Scratch") -> torch.Tensor:
+        """The tiled computation itself (one decode and one F.linear per tile of rows)."""
+        n, k, rows = self.n, self.k, self.rows
+        buffer = scratch.get("tile", rows * k, x.dtype, x.device)
+        out = x.new_empty(*x.shape[:-1], n)
+        rows_into = self.decoder.rows_into
+        for n0 in range(0, n, rows):
+            n1 = min(n, n0 + rows)
+            tile = rows_into(words, n0, n1, buffer[:(n1 - n0) * k].view(n1 - n0, k))
+            out[..., n0:n1] = F.linear(x, tile, None if bias is None else bias[n0:n1])
+        return out
+
+
+class Scratch(Protocol):
+    """What `runtime.DecodeScratch` offers (named here so this module does not import it)."""
+
+    def get(self, name: str, numel: int, dtype: torch.dtype,
+            device: torch.device) -> torch.Tensor: ...
