@@ -170,8 +170,11 @@ def main() -> None:
     parser.add_argument("--onnx", action="store_true", help="also time ONNX Runtime")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from inqnet.modules.export.cpu_decode import backend
+
     header = (f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-              f"best of {args.repeats}, ms per forward of the whole batch")
+              f"best of {args.repeats}, ms per forward of the whole batch, "
+              f"packed decoder: {backend()}")
     print(header, flush=True)
     lines = [header]
     with tempfile.TemporaryDirectory() as folder:

@@ -12,9 +12,13 @@ The kernel is compiled with the system C compiler (`$CC`, else `cc`) into a cach
 flags and the CPU's feature flags (it is built with -march=native), written atomically. No
 compiler, a failed build, or `INQ_CPU_DECODE=torch` in the environment: the torch path runs.
 
-`decode_rows(packed_words, layout, lut, n0, n1, out)` writes rows [n0, n1) of the [N, K]
-weight into `out` ([n1 - n0, K], row-major), which is what F.linear / F.conv2d read, so a
-caller can decode one tile of output rows at a time into a small buffer that stays in cache.
+`RowDecoder(packed).rows_into(words, n0, n1, out)` writes rows [n0, n1) of the [N, K] weight
+into `out` ([n1 - n0, K], row-major), which is what F.linear / F.conv2d read, so a caller can
+decode one tile of output rows at a time into a small buffer that stays in cache
+(`packed_linear.TiledLinear`). The kernel works in blocks of 16 rows and prefetches the word
+rows it needs next (they are N words apart, on other pages, where hardware prefetch stops).
+The fast path needs AVX-512 (compiled in when -march=native has it); elsewhere the same C
+runs scalar. float32 only; other dtypes take the torch path.
 """
 from __future__ import annotations
 

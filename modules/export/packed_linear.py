@@ -1,5 +1,5 @@
-"""A packed nn.Linear on a CPU that reads only its codes: decode a tile of output rows into a
-small buffer that stays in cache, run the float network's own F.linear on it, next tile.
+"""A packed nn.Linear (or Conv2d) on a CPU that reads only its codes: decode a tile of output rows
+into a small buffer that stays in cache, run the float network's own op on it, next tile.
 
 Why: at small batches a big Linear (VGG-16's FC6: 103M weights) is bound by reading its weight.
 Decoding the whole layer first writes and reads a float copy of it (3x the float network's
@@ -24,6 +24,7 @@ from inqnet.modules.export.cpu_decode import RowDecoder
 
 TILE_MIN_BYTES = 4 << 20  # smaller layers decode whole: their float copy stays in cache anyway
 TILE_TARGET_BYTES = 512 << 10  # a tile of float rows this size leaves L2 room for the codes
+CONV_TILE_BYTES = 2 << 20  # convolutions: fewer, bigger tiles (each conv call costs more)
 ROW_ALIGN = 16  # rows per tile a multiple of 16: every tile row starts 64-byte aligned as in the
 #                 dense weight (16 float32 rows of any K span a multiple of 64 bytes)
 _MAX_VERDICTS = 64  # input shapes remembered per layer (variable-length inputs stay bounded)
@@ -31,25 +32,35 @@ _MAX_VERDICTS = 64  # input shapes remembered per layer (variable-length inputs 
 Verdict = tuple[tuple[int, ...], torch.dtype, int]
 
 
-def tile_rows(n: int, k: int, element_size: int = 4) -> int:
-    """Output rows per tile: about TILE_TARGET_BYTES of floats, a multiple of ROW_ALIGN."""
-    rows = TILE_TARGET_BYTES // max(1, k * element_size) // ROW_ALIGN * ROW_ALIGN
+def tile_rows(n: int, k: int, element_size: int = 4, target_bytes: int = TILE_TARGET_BYTES) -> int:
+    """Output rows per tile: about `target_bytes` of floats, a multiple of ROW_ALIGN."""
+    rows = target_bytes // max(1, k * element_size) // ROW_ALIGN * ROW_ALIGN
     return max(ROW_ALIGN, min(rows, -(-n // ROW_ALIGN) * ROW_ALIGN))
 
 
-class TiledLinear:
-    """The tiled forward of one packed Linear, with its per-shape bit-identity verdicts."""
+Op = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
-    def __init__(self, decoder: RowDecoder) -> None:
+
+class TiledLinear:
+    """The tiled forward of one packed layer, with its per-shape bit-identity verdicts. `op` is
+    the layer's float op (F.linear by default, or a conv with its stride and padding bound),
+    `channel_dim` the output dimension the tiles split (-1 for Linear, 1 for Conv2d), `shape`
+    the weight's shape (a tile is rows of it)."""
+
+    def __init__(self, decoder: RowDecoder, op: Op = F.linear, channel_dim: int = -1,
+                 shape: tuple[int, ...] | None = None, target_bytes: int = TILE_TARGET_BYTES) -> None:
         self.decoder = decoder
         self.n, self.k = decoder.layout.n, decoder.layout.k
-        self.rows = tile_rows(self.n, self.k)
+        self.op, self.channel_dim = op, channel_dim
+        self.row_shape = tuple(shape[1:]) if shape is not None else (self.k,)
+        self.rows = tile_rows(self.n, self.k, target_bytes=target_bytes)
         self.verdicts: dict[Verdict, bool] = {}
+        self.big = self.n > self.rows and self.n * self.k * 2 >= TILE_MIN_BYTES  # cheap first test
 
     def worth_it(self, x: torch.Tensor) -> bool:
         """Tiles pay when the layer's float copy would not stay in cache and the kernel runs."""
-        return (self.n > self.rows and self.n * self.k * x.element_size() >= TILE_MIN_BYTES
-                and x.shape[-1] == self.k and self.decoder.kernel_runs(x.dtype)
+        return (self.big and self.n * self.k * x.element_size() >= TILE_MIN_BYTES
+                and self.decoder.kernel_runs(x.dtype)
                 and not (x.requires_grad and torch.is_grad_enabled()))
 
     def __call__(self, x: torch.Tensor, words: torch.Tensor, bias: torch.Tensor | None,
@@ -59,29 +70,34 @@ class TiledLinear:
         verdict = self.verdicts.get(key)
         if verdict is None:
             weight = whole()
-            result = F.linear(x, weight, bias)
+            result = self.op(x, weight, bias)
             probe = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(0))
-            expected = F.linear(probe, weight, bias)
+            expected = self.op(probe, weight, bias)
             same = torch.equal(self.tiles(probe, words, bias, scratch), expected)
             if len(self.verdicts) >= _MAX_VERDICTS:
                 self.verdicts.clear()
             self.verdicts[key] = same
             return result
         if not verdict:
-            return F.linear(x, whole(), bias)
+            return self.op(x, whole(), bias)
         return self.tiles(x, words, bias, scratch)
 
     def tiles(self, x: torch.Tensor, words: torch.Tensor, bias: torch.Tensor | None,
               scratch: "Scratch") -> torch.Tensor:
-        """The tiled computation itself (one decode and one F.linear per tile of rows)."""
-        n, k, rows = self.n, self.k, self.rows
+        """The tiled computation itself (one decode and one op per tile of rows)."""
+        n, k, rows, op = self.n, self.k, self.rows, self.op
         buffer = scratch.get("tile", rows * k, x.dtype, x.device)
-        out = x.new_empty(*x.shape[:-1], n)
-        rows_into = self.decoder.rows_into
+        rows_into, out = self.decoder.rows_into, None
         for n0 in range(0, n, rows):
             n1 = min(n, n0 + rows)
             tile = rows_into(words, n0, n1, buffer[:(n1 - n0) * k].view(n1 - n0, k))
-            out[..., n0:n1] = F.linear(x, tile, None if bias is None else bias[n0:n1])
+            part = op(x, tile.view(n1 - n0, *self.row_shape), None if bias is None else bias[n0:n1])
+            if out is None:
+                shape = list(part.shape)
+                shape[self.channel_dim] = n
+                out = part.new_empty(shape)
+            out.narrow(self.channel_dim, n0, n1 - n0).copy_(part)
+        assert out is not None
         return out
 
 

@@ -9,10 +9,13 @@ float tensors. What a quantized layer keeps in memory is the caller's choice (`k
   "dense"  (default) each weight decoded once, at load time, into a dense float tensor; the
            layer then runs the same F.linear / F.conv2d as the float network: same speed,
            outputs bit-identical to the fake-quantized network
-  "packed" only the packed codes (b bits per weight); each forward decodes the layer into a
-           scratch buffer shared by all layers of the network (CPU), or runs the Triton kernels
-           on CUDA. Same outputs as "dense" on CPU; memory b/32 of the float weights plus one
-           buffer the size of the largest layer. Not for concurrent forwards from threads.
+  "packed" only the packed codes (b bits per weight); each forward decodes the layer (C kernel,
+           `cpu_decode`; torch fallback) into a scratch buffer shared by all layers of the
+           network (CPU), or runs the Triton kernels on CUDA. Big layers (>= 4 MB of floats)
+           decode one tile of output rows at a time into a cache-sized buffer and run the
+           float op per tile (`packed_linear`), where that was checked bit-identical for the
+           input shape. Same outputs as "dense" on CPU; memory b/32 of the float weights plus
+           one buffer the size of the largest layer. Not for concurrent forwards from threads.
   "both"   codes and dense weight (runs dense; the codes stay for inspection or re-export)
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ from inqnet.kernels import ops
 from inqnet.kernels.packing import PackedWeight
 from inqnet.kernels.reference import decode_weight
 from inqnet.modules.export.cpu_decode import RowDecoder
-from inqnet.modules.export.packed_linear import TiledLinear
+from inqnet.modules.export.packed_linear import CONV_TILE_BYTES, TiledLinear
 from inqnet.modules.export.architecture import (ARCHITECTURE_ATTR, ARCHITECTURES,  # noqa: F401
                                                 build_architecture, register_architecture)
 from inqnet.modules.export.format import QuantizedFormatError, read_export
@@ -136,11 +139,21 @@ class QuantConv2d(_QuantLayer):
         self.out_channels, self.in_channels = packed.shape[0], packed.shape[1]
         self.kernel_size = tuple(packed.shape[2:])
         self.stride, self.padding, self.dilation = stride, padding, dilation
+        self._tiled = None if self._decoder is None else TiledLinear(
+            self._decoder, self._conv, channel_dim=1, shape=self.weight_shape,
+            target_bytes=CONV_TILE_BYTES)
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dense = self.dense
         if dense is not None and dense.dtype == x.dtype:
             return F.conv2d(x, dense, self.bias, self.stride, self.padding, self.dilation)
+        tiled = self._tiled
+        if tiled is not None and not x.is_cuda and tiled.worth_it(x):
+            return tiled(x, self.codes, self._bias(x), self.scratch,  # type: ignore[arg-type]
+                         lambda: self._run_weight(x))  # type: ignore[arg-type, return-value]
         weight = self._run_weight(x)
         if weight is None:
             return ops.quant_conv2d(x, self.packed, self.bias, self.stride, self.padding,

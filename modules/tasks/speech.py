@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.text import CharErrorRate, WordErrorRate
@@ -118,6 +118,13 @@ class DeepSpeechConfig(ModelConfig):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     decoder: Literal["greedy", "beam"] = "greedy"
     beam_width: PositiveInt = 8
+    rnn_clip: float | None = Field(None, gt=0.0)  # Deep Speech 1's clip of the recurrence (20 in the paper recipes)
+
+    @model_validator(mode="after")
+    def _rnn_clip_needs_rnn(self) -> "DeepSpeechConfig":
+        if self.rnn_clip is not None and self.rnn_type != "rnn":
+            raise ValueError(f"rnn_clip needs rnn_type 'rnn' (got {self.rnn_type!r})")
+        return self
 
 
 @register_model("deepspeech", DeepSpeechConfig, module=SpeechModule)
@@ -125,4 +132,4 @@ def build_deepspeech(cfg: DeepSpeechConfig, data_info: Mapping[str, Any]) -> nn.
     """Deep Speech sized for the data's feature dimension and output symbols."""
     return DeepSpeech(n_features=int(data_info["n_features"]), n_classes=int(data_info["num_classes"]),
                       hidden=cfg.hidden, context=cfg.context, rnn_type=cfg.rnn_type, small=cfg.small,
-                      clip=cfg.clip, dropout=cfg.dropout)
+                      clip=cfg.clip, dropout=cfg.dropout, rnn_clip=cfg.rnn_clip)

@@ -159,3 +159,31 @@ def test_packed_network_equals_dense_with_fallback(monkeypatch: pytest.MonkeyPat
     with torch.inference_mode():
         assert torch.equal(net_packed(x), net_dense(x))
     assert net_packed[0]._tiled is not None and not net_packed[0]._tiled.verdicts  # not tiled
+
+
+def test_rows_from_transposed_words_storage() -> None:
+    """The kernel reads words of any strides: the export's K-major [R, N] or a row-major copy."""
+    packed = random_packed(7, 40, 90, seed=5)
+    transposed = packed.words.t().contiguous().t()  # same [R, N] values, strides (1, R)
+    out = torch.empty(23, 90)
+    RowDecoder(packed).rows_into(transposed, 17, 40, out)
+    assert torch.equal(out, decode_weight(packed)[17:40])
+
+
+@pytest.mark.skipif(not HAS_CC, reason="no C compiler on this machine")
+@pytest.mark.parametrize("batch", [1, 2])
+def test_tiled_conv_equals_dense(batch: int) -> None:
+    from inqnet.modules.export.runtime import QuantConv2d
+
+    packed = random_packed(5, 512, 256 * 9, n1=-4, seed=7)
+    packed = type(packed)(packed.words, packed.bits, packed.n1, (512, 256, 3, 3))
+    bias = torch.randn(512)
+    dense = QuantConv2d(packed, bias, padding=1, keep="dense")
+    tiled = QuantConv2d(packed, bias, padding=1, keep="packed", scratch=DecodeScratch())
+    x = torch.randn(batch, 256, 4, 4, generator=torch.Generator().manual_seed(batch))
+    with torch.inference_mode():
+        assert tiled._tiled is not None and tiled._tiled.worth_it(x)
+        outputs = [tiled(x) for _ in range(2)]
+        expected = dense(x)
+    assert all(torch.equal(y, expected) for y in outputs)
+    assert len(tiled._tiled.verdicts) == 1
