@@ -85,7 +85,7 @@ def export_onnx_file(checkpoint: Path, output: Path, allow_partial: bool) -> Non
     print_onnx_report(report)
 
 
-HELP = """Write a deployable file: quantized layers as b-bit codes, the rest in float.
+HELP = r"""Write a deployable file: quantized layers as b-bit codes, the rest in float.
 
 Codes are packed to exactly b bits per weight (a zero code, a sign, an exponent index) with
 bits, n1 and shape in the metadata; safetensors, no pickle. A model with layers that are not
@@ -94,7 +94,7 @@ codes and reports how far below b bits per weight that gets. Prints each tensor'
 and the reduction against the fp32 state dict. Load it with modules.load_quantized(path).
 
 --onnx writes an ONNX model for ONNX Runtime and other standard runtimes instead (needs the onnx
-and onnxruntime packages: pip install 'inqnet[onnx]'). INQ weights go in exactly: as int8 with a
+and onnxruntime packages: pip install 'inqnet\[onnx]'). INQ weights go in exactly: as int8 with a
 DequantizeLinear whose scale is a power of two where they fit (every layer of b <= 4 bits), else
 float16 where every value is exact, else float32; the rest stays float32. The input is `input`,
 free along the batch (and frames for speech, height and width, multiples of 16, for the FCN);

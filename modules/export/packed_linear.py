@@ -55,7 +55,7 @@ class TiledLinear:
         self.row_shape = tuple(shape[1:]) if shape is not None else (self.k,)
         self.rows = tile_rows(self.n, self.k, target_bytes=target_bytes)
         self.verdicts: dict[Verdict, bool] = {}
-        self.big = self.n > self.rows and self.n * self.k * 2 >= TILE_MIN_BYTES  # cheap first test
+        self.big = self.n > self.rows and self.n * self.k * 4 >= TILE_MIN_BYTES  # float32 only
 
     def worth_it(self, x: torch.Tensor) -> bool:
         """Tiles pay when the layer's float copy would not stay in cache and the kernel runs."""

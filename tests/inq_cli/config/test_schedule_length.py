@@ -67,4 +67,4 @@ def test_control_is_in_the_resolved_recipe(tmp_path: Path) -> None:
     assert inq["control"] is False
     save_resolved(load_recipe(QUICKSTART, ["inq.control=true"]), tmp_path / "resolved.yaml")
     assert yaml.safe_load((tmp_path / "resolved.yaml").read_text())["inq"]["control"] is True
-    assert "control" not in load_recipe(QUICKSTART, ["inq.control=true"]).inq.callback_kwargs(0)
+    assert load_recipe(QUICKSTART, ["inq.control=true"]).inq.callback_kwargs(0)["control"] is True

@@ -62,7 +62,7 @@ def test_callback_kwargs_match_the_inq_section() -> None:
     kwargs = load_recipe(QUICKSTART, ["inq.max_value=4.0", "inq.exclude=[net.classifier]"]).inq.callback_kwargs(seed=7)
     assert kwargs == {"bits": 5, "portions": (0.5, 0.75, 0.875, 1.0), "epochs_per_stage": 2, "float_epochs": 12,
                       "steps_per_stage": None, "float_steps": 0, "max_value": 4.0, "include": None,
-                      "exclude": ("net.classifier",), "strategy": "magnitude", "restart_lr": True, "seed": 7}
+                      "exclude": ("net.classifier",), "strategy": "magnitude", "restart_lr": True, "control": False, "seed": 7}
 
 
 @pytest.mark.parametrize("members, devices", [(3, 2), (2, 3)])
