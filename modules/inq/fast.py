@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-CHUNK = 1 << 16  # int32 elements per chunk: a few buffers of 256 KiB stay in L2
+CHUNK = 1 << 15  # int32 elements per chunk: the few 128 KiB buffers of a pass stay in L2
 SAMPLE = 1 << 18  # magnitudes sampled to bracket the threshold
 _SIGN = -(2**31)
 _ABS = 0x7FFFFFFF
@@ -185,12 +185,12 @@ def _freeze_np(weight: Tensor, mask: Tensor, target: int, n2: int, n1: int) -> b
     for a in range(0, bits.size, CHUNK):
         src, mc = bits[a:a + CHUNK], m[a:a + CHUNK]
         size = src.size
-        k, sel = b.k[:size], _frozen_int(mc, b.m[:size])
+        k = b.k[:size]
         np.bitwise_and(src, _ABS, out=k)
-        if hi is not None:  # and every free entry above hi: hi - k < 0 there
-            above = np.right_shift(np.subtract(hi, k, out=b.t[:size]), 31, out=b.t[:size])
-            np.bitwise_or(sel, above, out=sel)
-            np.not_equal(sel, 0, out=mc)
+        if hi is not None:  # and every free entry above hi (frozen ones are set already)
+            g = b.g[:size]
+            np.logical_or(mc, np.greater(k, hi, out=g), out=mc)
+        sel = _frozen_int(mc, b.m[:size])
         q = _quantize_np(src, k, n2, n1, b)
         np.bitwise_xor(q, src, out=q)  # src ^ ((src ^ q) & sel): q where frozen (identity on P)
         np.bitwise_and(q, sel, out=q)
