@@ -119,7 +119,8 @@ def test_ddp_job_finishes_and_writes_its_checkpoint(cluster: None, tmp_path: Pat
                                      "trainer.max_epochs=3", "logger.wandb.project=inq-slurm-test"])
     assert _wait(job_id) == "COMPLETED", _log(tmp_path, job_id)[-3000:]
     log = _log(tmp_path, job_id)
-    assert "MEMBER: 1/2" in log and "MEMBER: 2/2" in log  # two DDP ranks under srun
+    lightning = _lightning_log(run)
+    assert "MEMBER: 1/2" in lightning and "MEMBER: 2/2" in lightning  # two DDP ranks under srun
     assert (run / "resolved.yaml").is_file() and (run / "metrics.csv").is_file()
     ckpt = _load(run / "last.ckpt")
     assert ckpt["epoch"] == 2
@@ -151,7 +152,8 @@ def test_requeued_job_resumes_with_its_inq_state(cluster: None, tmp_path: Path) 
     assert _wait(job_id) == "COMPLETED", _log(tmp_path, job_id)[-3000:]
     log = _log(tmp_path, job_id)
     assert "restart 0" in log and "restart 1" in log and "restart 2" in log, log[-3000:]
-    assert f"Requeued SLURM job {job_id}" in log  # the SIGUSR1 warning: saved, then requeued itself
+    # the SIGUSR1 warning (saved, then requeued itself), in the run's log with Lightning's lines
+    assert f"Requeued SLURM job {job_id}" in log + _lightning_log(run)
     # The first restart resumed mid-INQ from the checkpoint saved on SIGTERM, masks included.
     restored_name, restored = first_resume
     stages, masks = _inq(restored)
@@ -168,12 +170,17 @@ def test_requeued_job_resumes_with_its_inq_state(cluster: None, tmp_path: Path) 
     assert not list(run.glob("hpc_ckpt_*.ckpt"))
 
 
+def _lightning_log(run: Path) -> str:
+    """Lightning's info lines of every rank: the run's train.log and train.rank<N>.log."""
+    return "".join(p.read_text(errors="replace") for p in sorted(run.glob("train*.log")))
+
+
 def _resumed_from(tmp_path: Path, job_id: str, run: Path, deadline: float) -> tuple[str, dict]:
-    """The checkpoint the restarted job restored (Lightning names it in the job's log), read at once
+    """The checkpoint the restarted job restored (Lightning names it in the run's train.log), read at once
     because a later preemption overwrites it."""
     pattern = re.compile(r"Restored all states from the checkpoint at (\S+)")
     while time.monotonic() < deadline:
-        match = pattern.search(_log(tmp_path, job_id))
+        match = pattern.search(_lightning_log(run))
         if match:
             path = Path(match.group(1))
             assert path.parent == run
