@@ -40,8 +40,8 @@ def _package_folders() -> list[Path]:
     except ModuleNotFoundError:
         return []
     except NotADirectoryError:
-        # setuptools' editable finder puts a placeholder entry on the namespace's path, which
-        # importlib.resources refuses; the spec's real folders are what it would have listed.
+        # An editable install puts a placeholder entry on the package's path and
+        # importlib.resources refuses it. The spec's real folders are the ones it would list.
         spec = importlib.util.find_spec(PACKAGE)
         locations = spec.submodule_search_locations if spec else None
         return [Path(entry) for entry in locations or () if Path(entry).is_dir()]

@@ -121,7 +121,9 @@ def write_pip_conf(path: Path, indexes: list[Path], folders: list[Path]) -> list
     else:
         lines.append("no-index = true")
     lines.append(f"find-links = {' '.join(links)}")
-    path.write_text("\n".join(lines) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")  # beside it, then renamed: a crash leaves the old file whole
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
     return volumes
 
 
