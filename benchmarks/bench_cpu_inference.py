@@ -77,9 +77,11 @@ def quickstart(tmp: Path) -> tuple[str, nn.Module, Path, tuple[int, ...]]:
 POOL_AFTER = {1, 3, 6, 9, 12}  # VGG-16's max-pools follow these conv layers (0-based)
 
 
-def vgg16_network() -> nn.Module:
+def vgg16_network(input_size: int = 224) -> nn.Module:
     """torchvision's VGG-16 layout from benchmarks/vgg16_shapes.py: 13 conv (3x3, pad 1), five
-    max-pools, a 7x7 adaptive average pool (FC6 keeps 25088 inputs at any input size), 3 FC."""
+    max-pools, a 7x7 adaptive average pool (FC6 keeps 25088 inputs at any input size), 3 FC.
+    Where the last map is 1x1 (inputs of 32-63 px) the pool is a 7x nearest upsampling: the
+    same values (the average of one element), in a form torch's ONNX exporter accepts."""
     from benchmarks.vgg16_shapes import CONV, FC
 
     layers: list[nn.Module] = []
@@ -87,7 +89,8 @@ def vgg16_network() -> nn.Module:
         layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU()]
         if i in POOL_AFTER:
             layers.append(nn.MaxPool2d(2))
-    layers += [nn.AdaptiveAvgPool2d(7), nn.Flatten()]
+    pool = nn.Upsample(scale_factor=7, mode="nearest") if input_size // 32 == 1 else nn.AdaptiveAvgPool2d(7)
+    layers += [pool, nn.Flatten()]
     for j, (out_f, in_f) in enumerate(FC):
         layers.append(nn.Linear(in_f, out_f))
         if j < len(FC) - 1:
@@ -96,7 +99,7 @@ def vgg16_network() -> nn.Module:
 
 
 def vgg16(tmp: Path, input_size: int, bits: int) -> tuple[str, nn.Module, Path, tuple[int, ...]]:
-    net = quantize_random(vgg16_network(), bits).eval()
+    net = quantize_random(vgg16_network(input_size), bits).eval()
     shapes = [tuple(m.weight.shape) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert shapes == vgg16_weight_shapes(), shapes
     path = tmp / "vgg16.inq.safetensors"
@@ -159,6 +162,19 @@ def bench_model(name: str, float_model: nn.Module, export: Path, shape: tuple[in
     return lines
 
 
+def cpu_name() -> str:
+    """The CPU's model name (ratios depend on it: cache sizes, vector units)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -172,7 +188,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from inqnet.modules.export.cpu_decode import backend
 
-    header = (f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+    header = (f"{cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
               f"best of {args.repeats}, ms per forward of the whole batch, "
               f"packed decoder: {backend()}")
     print(header, flush=True)

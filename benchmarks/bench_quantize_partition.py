@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.bench_cpu_inference import cpu_name  # noqa: E402
 from benchmarks.vgg16_shapes import vgg16_weight_shapes  # noqa: E402
 from inqnet.modules.inq import exponent_range  # noqa: E402
 from inqnet.modules.inq.math import freeze_stage_, max_abs  # noqa: E402
@@ -59,7 +60,7 @@ def main() -> None:
     for _ in range(args.repeats):
         stage()
         best = min(best, stage.elapsed)
-    print(f"weights: {total / 1e6:.1f}M  threads: {torch.get_num_threads()}  torch {torch.__version__}")
+    print(f"weights: {total / 1e6:.1f}M  threads: {torch.get_num_threads()}  torch {torch.__version__}  cpu: {cpu_name()}")
     print(f"torch.abs pass:            {t_abs:.3f} s")
     print(f"quantize + partition 50%:  {best:.3f} s")
     print(f"ratio: {best / t_abs:.2f}  (goal <= 3)")

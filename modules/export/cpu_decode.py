@@ -33,6 +33,7 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -185,6 +186,18 @@ int inq_decode_rows_f32(const uint32_t *words, int64_t N, int64_t RS, int64_t CS
     }
     return 0;
 }
+
+/* The same call with its arguments in one struct: a layer builds it once per buffer pair, so
+   a small layer's decode costs one foreign call with one argument instead of twelve. */
+typedef struct {
+    const uint32_t *words; int64_t N, RS, CS, K, bits;
+    const int32_t *rows, *starts; const float *lut; int64_t n0, n1; float *out;
+} inq_decode_args;
+
+int inq_decode_args_f32(const inq_decode_args *a) {
+    return inq_decode_rows_f32(a->words, a->N, a->RS, a->CS, a->K, (int)a->bits, a->rows, a->starts,
+                               a->lut, a->n0, a->n1, a->out);
+}
 """
 
 
@@ -251,9 +264,25 @@ def _build(cc: str) -> Path:
     return target
 
 
+class DecodeArgs(ctypes.Structure):
+    """`inq_decode_args` of the C source, field for field."""
+
+    _fields_ = [("words", ctypes.c_void_p), ("N", ctypes.c_int64), ("RS", ctypes.c_int64),
+                ("CS", ctypes.c_int64), ("K", ctypes.c_int64), ("bits", ctypes.c_int64),
+                ("rows", ctypes.c_void_p), ("starts", ctypes.c_void_p), ("lut", ctypes.c_void_p),
+                ("n0", ctypes.c_int64), ("n1", ctypes.c_int64), ("out", ctypes.c_void_p)]
+
+
+class Kernel(NamedTuple):
+    """The compiled entry points: `rows` takes twelve arguments, `args` one `DecodeArgs` address."""
+
+    rows: Any
+    args: Any
+
+
 @lru_cache(maxsize=1)
-def _kernel() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    """The compiled function, or None (fallback) with one warning saying why."""
+def _kernel() -> Kernel | None:
+    """The compiled functions, or None (fallback) with one warning saying why."""
     if os.environ.get(ENV_BACKEND, "").lower() == "torch":
         return None
     cc = _compiler()
@@ -266,11 +295,12 @@ def _kernel() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
         warnings.warn(f"inqnet: CPU decode kernel not built ({str(detail).strip()[:200]}); "
                       f"using the torch decoder", RuntimeWarning, stacklevel=3)
         return None
-    fn = lib.inq_decode_rows_f32
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    fn.argtypes = [p, i64, i64, i64, i64, i32, p, p, p, i64, i64, p]
-    fn.restype = ctypes.c_int
-    return fn
+    rows, args = lib.inq_decode_rows_f32, lib.inq_decode_args_f32
+    rows.argtypes = [p, i64, i64, i64, i64, i32, p, p, p, i64, i64, p]
+    args.argtypes = [p]
+    rows.restype = args.restype = ctypes.c_int
+    return Kernel(rows, args)
 
 
 def backend() -> str:
@@ -290,6 +320,7 @@ class RowDecoder:
         self._luts: dict[torch.dtype, torch.Tensor] = {}
         self._packed = packed
         self._shifts = [torch.arange(32 // w, dtype=torch.int32) * w for w in lay.widths]
+        self._whole: tuple[torch.Tensor, torch.Tensor, DecodeArgs, int] | None = None  # whole_into
 
     def table(self, dtype: torch.dtype) -> torch.Tensor:
         if dtype not in self._luts:
@@ -315,7 +346,7 @@ class RowDecoder:
         """Rows [n0, n1) of the weight written into `out` (contiguous, [n1 - n0, K])."""
         lay = self.layout
         if self.uses_kernel(words, out.dtype) and out.is_contiguous():
-            status = _kernel()(words.data_ptr(), lay.n, *self._strides(words), lay.k, self.bits,
+            status = _kernel().rows(words.data_ptr(), lay.n, *self._strides(words), lay.k, self.bits,
                                self._rows.data_ptr(),
                                self._starts.data_ptr(), self.table(torch.float32).data_ptr(),
                                n0, n1, out.data_ptr())
@@ -328,6 +359,51 @@ class RowDecoder:
             r1 = min(n1, r0 + step)
             self.torch_rows_into(words, r0, r1, out[r0 - n0:r1 - n0])
         return out
+
+    def whole_into(self, words: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """All rows into `out` (contiguous, N * K elements in any shape: [N, K] or the conv
+        weight's), as `rows_into(words, 0, N, out)`, with the kernel's arguments built once per
+        (words, out) pair of tensors and reused: a small layer's decode is then one foreign call.
+        The pair is held (so its memory stays theirs) and compared by identity; replacing a
+        tensor (`.to()`, `load_state_dict(assign=True)`) rebuilds the arguments, changing a
+        tensor's storage in place (`set_`) is not supported."""
+        cached, kernel = self._whole, _kernel()
+        if kernel is None or cached is None or cached[0] is not words or cached[1] is not out:
+            lay = self.layout
+            if not (kernel is not None and self.uses_kernel(words, out.dtype)
+                    and out.is_contiguous() and out.numel() == lay.n * lay.k):
+                self.rows_into(words, 0, lay.n, out.view(lay.n, lay.k))
+                return out
+            args = DecodeArgs(words.data_ptr(), lay.n, *self._strides(words), lay.k, self.bits,
+                              self._rows.data_ptr(), self._starts.data_ptr(),
+                              self.table(torch.float32).data_ptr(), 0, lay.n, out.data_ptr())
+            cached = self._whole = (words, out, args, ctypes.addressof(args))
+        if kernel.args(cached[3]) != 0:
+            raise ValueError(f"decode of a [{self.layout.n}, {self.layout.k}] weight refused by the kernel")
+        return out
+
+    def tile_decoder(self, words: torch.Tensor, buffer: torch.Tensor) -> Callable[[int, int], torch.Tensor]:
+        """`decode(n0, n1)`: rows [n0, n1) into the front of `buffer` (contiguous, at least
+        (n1 - n0) * K elements), returned as [n1 - n0, K]. The kernel's arguments are built once
+        here and only the row range changes per call, so a tile costs one foreign call."""
+        lay, kernel = self.layout, _kernel()
+        if kernel is None or not (self.uses_kernel(words, buffer.dtype) and buffer.is_contiguous()):
+            return lambda n0, n1: self.rows_into(words, n0, n1, buffer[:(n1 - n0) * lay.k].view(n1 - n0, lay.k))
+        args = DecodeArgs(words.data_ptr(), lay.n, *self._strides(words), lay.k, self.bits,
+                          self._rows.data_ptr(), self._starts.data_ptr(),
+                          self.table(torch.float32).data_ptr(), 0, 0, buffer.data_ptr())
+        address, call, k, limit = ctypes.addressof(args), kernel.args, lay.k, buffer.numel()
+
+        def decode(n0: int, n1: int) -> torch.Tensor:
+            if (n1 - n0) * k > limit:
+                raise ValueError(f"rows [{n0}, {n1}) do not fit a buffer of {limit} elements")
+            args.n0, args.n1 = n0, n1
+            if call(address) != 0:
+                raise ValueError(f"decode of rows [{n0}, {n1}) of a [{lay.n}, {k}] weight refused by the kernel")
+            return buffer[:(n1 - n0) * k].view(n1 - n0, k)
+
+        decode.keep = (words, buffer, args)  # type: ignore[attr-defined]  # alive while decode is
+        return decode
 
     def torch_rows_into(self, words: torch.Tensor, n0: int, n1: int,
                         out: torch.Tensor) -> torch.Tensor:

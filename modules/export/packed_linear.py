@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from inqnet.modules.export.cpu_decode import RowDecoder
 
 TILE_MIN_BYTES = 4 << 20  # smaller layers decode whole: their float copy stays in cache anyway
-TILE_TARGET_BYTES = 512 << 10  # a tile of float rows this size leaves L2 room for the codes
+TILE_TARGET_BYTES = 2 << 20  # a tile of float rows this size: few tiles (each costs a BLAS call)
+#                                and still cache-resident (L2, or L3 next to it)
 CONV_TILE_BYTES = 2 << 20  # convolutions: fewer, bigger tiles (each conv call costs more)
 ROW_ALIGN = 16  # rows per tile a multiple of 16: every tile row starts 64-byte aligned as in the
 #                 dense weight (16 float32 rows of any K span a multiple of 64 bytes)
@@ -56,6 +57,7 @@ class TiledLinear:
         self.rows = tile_rows(self.n, self.k, target_bytes=target_bytes)
         self.verdicts: dict[Verdict, bool] = {}
         self.big = self.n > self.rows and self.n * self.k * 4 >= TILE_MIN_BYTES  # float32 only
+        self._decode: tuple[torch.Tensor, torch.Tensor, Callable[[int, int], torch.Tensor]] | None = None
 
     def worth_it(self, x: torch.Tensor) -> bool:
         """Tiles pay when the layer's float copy would not stay in cache and the kernel runs."""
@@ -82,15 +84,22 @@ class TiledLinear:
             return self.op(x, whole(), bias)
         return self.tiles(x, words, bias, scratch)
 
+    def _tile_decoder(self, words: torch.Tensor, buffer: torch.Tensor) -> Callable[[int, int], torch.Tensor]:
+        """The decoder's per-tile call for this (words, buffer) pair, kept while both are the
+        same tensors (a buffer shared by layers is the same tensor as long as it does not grow)."""
+        cached = self._decode
+        if cached is None or cached[0] is not words or cached[1].data_ptr() != buffer.data_ptr():
+            cached = self._decode = (words, buffer, self.decoder.tile_decoder(words, buffer))
+        return cached[2]
+
     def tiles(self, x: torch.Tensor, words: torch.Tensor, bias: torch.Tensor | None,
               scratch: "Scratch") -> torch.Tensor:
         """The tiled computation itself (one decode and one op per tile of rows)."""
-        n, k, rows, op = self.n, self.k, self.rows, self.op
-        buffer = scratch.get("tile", rows * k, x.dtype, x.device)
-        rows_into, out = self.decoder.rows_into, None
+        n, rows, op = self.n, self.rows, self.op
+        decode, out = self._tile_decoder(words, scratch.get("tile", rows * self.k, x.dtype, x.device)), None
         for n0 in range(0, n, rows):
             n1 = min(n, n0 + rows)
-            tile = rows_into(words, n0, n1, buffer[:(n1 - n0) * k].view(n1 - n0, k))
+            tile = decode(n0, n1)
             part = op(x, tile.view(n1 - n0, *self.row_shape), None if bias is None else bias[n0:n1])
             if out is None:
                 shape = list(part.shape)

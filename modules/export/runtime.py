@@ -20,6 +20,8 @@ float tensors. What a quantized layer keeps in memory is the caller's choice (`k
 """
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +47,7 @@ class DecodeScratch:
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, torch.dtype, torch.device], torch.Tensor] = {}
+        self._views: dict[tuple[str, tuple[int, ...], torch.dtype, torch.device], torch.Tensor] = {}
 
     def get(self, name: str, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         key = (name, dtype, device)
@@ -52,7 +55,19 @@ class DecodeScratch:
         if buf is None or buf.numel() < numel:
             buf = torch.empty(numel, dtype=dtype, device=device)
             self._buffers[key] = buf
+            self._views = {k: v for k, v in self._views.items() if (k[0], k[2], k[3]) != key}
         return buf[:numel]
+
+    def shaped(self, name: str, shape: tuple[int, ...], dtype: torch.dtype,
+               device: torch.device) -> torch.Tensor:
+        """`get` viewed as `shape`, the view kept: a small layer's forward makes no new tensor
+        for its weight (dropped, with the old buffer, when the buffer grows)."""
+        key = (name, shape, dtype, device)
+        view = self._views.get(key)
+        if view is None:
+            view = self.get(name, math.prod(shape), dtype, device).view(shape)
+            self._views[key] = view
+        return view
 
 
 class _QuantLayer(nn.Module):
@@ -94,12 +109,23 @@ class _QuantLayer(nn.Module):
         if x.is_cuda and ops.triton_available():
             return None
         assert self._decoder is not None and self.codes is not None
-        n, k = self._decoder.layout.n, self._decoder.layout.k
-        out = self.scratch.get("weight", n * k, x.dtype, x.device).view(n, k)
-        return self._decoder.rows_into(self.codes, 0, n, out).view(self.weight_shape)
+        out = self.scratch.shaped("weight", self.weight_shape, x.dtype, x.device)
+        return self._decoder.whole_into(self.codes, out)
+
+    def _cpu_whole(self, x: torch.Tensor) -> torch.Tensor:
+        """The weight decoded whole into the shared buffer: the short path of a packed layer
+        whose float copy stays in cache (attribute lookups kept few: it runs per forward)."""
+        out = self.scratch.shaped("weight", self.weight_shape, x.dtype, x.device)
+        return self._decoder.whole_into(self._buffers["codes"], out)  # type: ignore[union-attr]
+
+    def _whole_on_cpu(self, x: torch.Tensor) -> bool:
+        """True when this forward takes `_cpu_whole`: packed codes only, a CPU input, a layer
+        too small for tiles."""
+        return self._small_packed and x.device.type == "cpu"
 
     def _bias(self, x: torch.Tensor) -> torch.Tensor | None:
-        return self.bias if self.bias is None or self.bias.dtype == x.dtype else self.bias.to(x.dtype)
+        bias = self._parameters.get("bias")
+        return bias if bias is None or bias.dtype == x.dtype else bias.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"shape={list(self.weight_shape)}, bits={self.bits}, n1={self.n1}, keep={self.keep}"
@@ -113,11 +139,14 @@ class QuantLinear(_QuantLayer):
         super().__init__(packed, bias, keep, dtype, scratch)
         self.out_features, self.in_features = packed.n, packed.k
         self._tiled = TiledLinear(self._decoder) if self._decoder is not None else None
+        self._small_packed = self._tiled is not None and not self._tiled.big
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dense = self.dense
+        dense = self._buffers["dense"]
         if dense is not None and dense.dtype == x.dtype:  # the float network's own op, no detours
-            return F.linear(x, dense, self.bias)
+            return F.linear(x, dense, self._parameters.get("bias"))
+        if self._whole_on_cpu(x):
+            return F.linear(x, self._cpu_whole(x), self._bias(x))
         tiled = self._tiled
         if tiled is not None and not x.is_cuda and tiled.worth_it(x):
             return tiled(x, self.codes, self._bias(x), self.scratch,
@@ -142,14 +171,19 @@ class QuantConv2d(_QuantLayer):
         self._tiled = None if self._decoder is None else TiledLinear(
             self._decoder, self._conv, channel_dim=1, shape=self.weight_shape,
             target_bytes=CONV_TILE_BYTES)
+        self._small_packed = self._tiled is not None and not self._tiled.big
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dense = self.dense
+        dense = self._buffers["dense"]
         if dense is not None and dense.dtype == x.dtype:
-            return F.conv2d(x, dense, self.bias, self.stride, self.padding, self.dilation)
+            return F.conv2d(x, dense, self._parameters.get("bias"), self.stride, self.padding,
+                            self.dilation)
+        if self._whole_on_cpu(x):
+            return F.conv2d(x, self._cpu_whole(x), self._bias(x), self.stride, self.padding,
+                            self.dilation)
         tiled = self._tiled
         if tiled is not None and not x.is_cuda and tiled.worth_it(x):
             return tiled(x, self.codes, self._bias(x), self.scratch,  # type: ignore[arg-type]

@@ -91,8 +91,8 @@ def test_fallback_forced_by_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_tile_rows_aligned_and_bounded() -> None:
-    assert tile_rows(4096, 25088) == 16
-    assert tile_rows(4096, 4096) == 32
+    assert tile_rows(4096, 25088) == 16  # 1.6 MB: the 2 MB target rounded down to 16 rows
+    assert tile_rows(4096, 4096) == 128
     assert tile_rows(10, 1 << 20) == 16
     assert tile_rows(40, 8) == 48  # never more than the layer's rows, rounded up to 16
 
@@ -187,3 +187,31 @@ def test_tiled_conv_equals_dense(batch: int) -> None:
         expected = dense(x)
     assert all(torch.equal(y, expected) for y in outputs)
     assert len(tiled._tiled.verdicts) == 1
+
+
+@pytest.mark.parametrize("backend", ["c", "torch"])
+def test_small_layers_sharing_one_buffer_decode_their_own_weights(
+        backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small packed layers take the short path (`whole_into` with cached arguments) into one
+    shared buffer: each forward still sees its own weight, also after the buffer grew for a
+    larger layer and after a layer's codes were replaced."""
+    if backend == "torch":
+        monkeypatch.setenv(cpu_decode.ENV_BACKEND, "torch")
+    elif not HAS_CC:
+        pytest.skip("no C compiler on this machine")
+    scratch = DecodeScratch()
+    shapes = [(16, 24), (40, 16), (8, 40)]
+    packed = [random_packed(5, n, k, n1=-2, seed=i) for i, (n, k) in enumerate(shapes)]
+    layers = [QuantLinear(p, keep="packed", scratch=scratch) for p in packed]
+    dense = [QuantLinear(p, keep="dense") for p in packed]
+    x = torch.randn(3, 24, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        for _ in range(2):  # the second pass reuses the cached arguments and views
+            y, ref = x, x
+            for layer, expected in zip(layers, dense):
+                assert layer._small_packed
+                y, ref = layer(y), expected(ref)
+                assert torch.equal(y, ref)
+        other = random_packed(5, 16, 24, n1=-2, seed=9)
+        layers[0].codes = other.words.clone()  # a new tensor: the arguments are rebuilt
+        assert torch.equal(layers[0](x), F.linear(x, decode_weight(other)))
