@@ -13,6 +13,9 @@ Two paths, one result (tests compare both with the generic path, exactly):
 The magnitude partition takes the ``add`` largest free magnitudes exactly: a strided sample
 brackets the threshold in a band [lo, hi]; one pass counts the free entries above ``hi`` and lists
 those inside the band; only the band is sorted. Ties inside the band go to the lower index.
+A second pass marks and rounds the entries above ``hi``: six integer ops each when all of them
+survive rounding (the usual case), the full rounding otherwise; the band's picks are rounded by
+index.
 """
 from __future__ import annotations
 
@@ -139,9 +142,11 @@ def _take_largest(values: np.ndarray, need: int) -> np.ndarray:
     return np.concatenate([above, ties])
 
 
-def _select_np(bits: np.ndarray, mask: np.ndarray, add: int, free: int, b: _Buffers) -> int | None:
+def _select_np(bits: np.ndarray, mask: np.ndarray, add: int, free: int,
+               b: _Buffers) -> tuple[int, np.ndarray] | None:
     """Mark in ``mask`` the band entries among the ``add`` largest free magnitudes; return the
-    threshold ``hi`` above which every free entry is taken too (None: the band missed)."""
+    threshold ``hi`` above which every free entry is taken too, and the band entries marked
+    (None: the band missed)."""
     sample_keys = bits[::max(1, bits.size // SAMPLE)] & _ABS
     sample_keys[mask[::max(1, bits.size // SAMPLE)]] = -1
     lo, hi = _band(sample_keys, free, add)
@@ -160,9 +165,40 @@ def _select_np(bits: np.ndarray, mask: np.ndarray, add: int, free: int, b: _Buff
     need = add - above
     if not 0 <= need <= idx.size:
         return None
-    if need:
-        mask[idx[_take_largest(bits[idx] & _ABS, need)]] = True
-    return hi
+    picked = idx[_take_largest(bits[idx] & _ABS, need)] if need else idx[:0]
+    mask[picked] = True
+    return hi, picked
+
+
+def _round_top_np(bits: np.ndarray, mask: np.ndarray, hi: int, n1: int, b: _Buffers) -> None:
+    """Pass 2 when every magnitude above ``hi`` is at least 2^n2 less half an octave's carry
+    (so it survives and needs no lower clip): mark and round every entry above ``hi`` with six
+    integer ops. Entries frozen earlier are in P, where this is the identity; the sign is kept
+    by blending ``|w| ^ q`` into ``w`` (they differ only in the bits of the magnitude)."""
+    top = (n1 + 127) << 23
+    for a in range(0, bits.size, CHUNK):
+        src, mc = bits[a:a + CHUNK], mask[a:a + CHUNK]
+        size = src.size
+        k, g, q = b.k[:size], b.g[:size], b.q[:size]
+        np.bitwise_and(src, _ABS, out=k)
+        np.greater(k, hi, out=g)
+        np.logical_or(mc, g, out=mc)
+        sel = _frozen_int(g, b.m[:size])
+        np.minimum(k, top, out=q)
+        np.add(q, _HALF_MANTISSA, out=q)
+        np.bitwise_and(q, _EXPONENT, out=q)
+        np.bitwise_xor(q, k, out=q)
+        np.bitwise_and(q, sel, out=q)
+        np.bitwise_xor(src, q, out=src)
+
+
+def _round_entries_np(bits: np.ndarray, idx: np.ndarray, n2: int, n1: int, b: _Buffers) -> None:
+    """INQ rounding of the listed entries (the band's picks), in chunks."""
+    for a in range(0, idx.size, CHUNK):
+        part = idx[a:a + CHUNK]
+        src = bits[part]
+        mag = np.bitwise_and(src, _ABS, out=b.k[:src.size])
+        bits[part] = _quantize_np(src, mag, n2, n1, b)
 
 
 def _freeze_np(weight: Tensor, mask: Tensor, target: int, n2: int, n1: int) -> bool:
@@ -179,9 +215,14 @@ def _freeze_np(weight: Tensor, mask: Tensor, target: int, n2: int, n1: int) -> b
         m.fill(True)
         hi = None
     else:
-        hi = _select_np(bits, m, add, free, b)
-        if hi is None:
+        selected = _select_np(bits, m, add, free, b)
+        if selected is None:
             return False
+        hi, picked = selected
+        if hi >= ((n2 + 127) << 23) - _HALF_MANTISSA:
+            _round_top_np(bits, m, hi, n1, b)
+            _round_entries_np(bits, picked, n2, n1, b)
+            return True
     for a in range(0, bits.size, CHUNK):
         src, mc = bits[a:a + CHUNK], m[a:a + CHUNK]
         size = src.size
