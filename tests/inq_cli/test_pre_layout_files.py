@@ -63,4 +63,9 @@ def test_old_midrun_checkpoint_resumes_to_the_same_weights(tmp_path: Path, call_
     resumed, uninterrupted = _state(run / "last.ckpt"), _state(FIXTURES / "last.ckpt")
     assert resumed.keys() == uninterrupted.keys()
     for key, value in uninterrupted.items():
-        assert torch.equal(resumed[key], value), key
+        if f"{key}_inq_mask" in uninterrupted or not value.is_floating_point():
+            assert torch.equal(resumed[key], value), key  # INQ weights, masks, n1, bits: exactly
+        else:
+            # parameters INQ never rounds (biases) went on training in float: the fixture was made
+            # on another CPU, whose BLAS may sum in another order (1-2 ulp here)
+            torch.testing.assert_close(resumed[key], value, rtol=1e-5, atol=1e-7, msg=key)
