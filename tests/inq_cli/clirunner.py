@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,13 @@ def cli_env() -> dict[str, str]:
     env.setdefault("OMP_NUM_THREADS", "1")
     env["COLUMNS"] = "200"
     return env
+
+
+def sigint_delivered() -> None:
+    """`preexec_fn` for a child that a test sends Ctrl+C: SIGINT at its default, as under a
+    terminal. A suite started as a background job of a script runs with SIGINT ignored, and an
+    ignored signal stays ignored across exec (Python then installs no KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from inqnet.cli.config.load import load_recipe
 from inqnet.modules.inq.state import is_fully_quantized
 from inqnet.modules.registry import data_entry
 from tests.inq_cli.annotate.annotate_fixtures import nt_recipe, tiny_glas, tiny_recipe
-from tests.inq_cli.clirunner import REPO, cli_env, run_cli
+from tests.inq_cli.clirunner import REPO, cli_env, run_cli, sigint_delivered
 from tests.modules.suggestive.test_suggestive_selection import brute_force_greedy
 
 pytestmark = pytest.mark.slow
@@ -161,7 +161,8 @@ def test_ctrl_c_during_retraining_then_resume(glas: Path, tmp_path: Path) -> Non
     # Retraining long enough (seconds, on a fast CPU too) for the signal to land in it.
     slow = ["trainer.max_epochs=100"]
     proc = subprocess.Popen([sys.executable, "-m", "inqnet.cli.app", "annotate", str(recipe), *slow], cwd=REPO,
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_delivered)
     state = tmp_path / "runs" / "sigint" / "latest" / "state.json"
     start = time.monotonic()
     seen = None

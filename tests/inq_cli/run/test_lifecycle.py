@@ -156,13 +156,14 @@ def test_ctrl_c_exits_130_with_a_resume_command_that_works(tmp_path: Path) -> No
     import sys
     import time
 
-    from tests.inq_cli.clirunner import REPO, cli_env
+    from tests.inq_cli.clirunner import REPO, cli_env, sigint_delivered
 
     inq = [sys.executable, "-m", "inqnet.cli.app"]
     short = ["inq.float_epochs=2", "inq.epochs_per_stage=3", "trainer.limit_train_batches=3",
              "trainer.limit_val_batches=2", "trainer.enable_progress_bar=False"]
     proc = subprocess.Popen([*inq, "train", "recipes/quickstart.yaml", f"output_dir={tmp_path}", *short], cwd=REPO,
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_delivered)
     deadline = time.monotonic() + 300
     while not list(tmp_path.glob("quickstart/*/last.ckpt")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
