@@ -24,6 +24,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,13 @@ class SlurmRequeue(Callback):
         self.warn_signal = warn_signal
         self._warned = False
         self._terminated = False
+
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        """Take the warning signal before Lightning registers its own handlers (after restoring a
+        checkpoint, before training starts): Lightning keeps a handler it finds for it, so a signal
+        in that window is ours too, never Lightning's hpc_ckpt requeue."""
+        if stage == "fit" and threading.current_thread() is threading.main_thread():
+            signal.signal(self.warn_signal, self._on_warn)
 
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         connector = getattr(trainer, "_signal_connector", None)

@@ -133,3 +133,24 @@ def test_resume_picks_the_newest_checkpoint(tmp_path: Path) -> None:
         assert resume_checkpoint(tmp_path) == path
     (tmp_path / "checkpoints" / "best.ckpt").write_bytes(b"x")  # best is never a resume point
     assert resume_checkpoint(tmp_path) == paths[-1]
+
+
+def test_requeue_takes_the_warning_signal_before_lightning_does(tmp_path: Path) -> None:
+    """Lightning registers its SIGUSR1 requeue (hpc_ckpt) after restoring a checkpoint unless a handler is
+    there already; ours is there from `setup`, so a signal sent right after the restore is ours."""
+    import signal
+
+    from inqnet.cli.slurm.requeue import SlurmRequeue
+
+    previous = signal.getsignal(signal.SIGUSR1)
+    try:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        callback = SlurmRequeue(tmp_path)
+        callback.setup(None, None, "validate")  # type: ignore[arg-type]
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+        callback.setup(None, None, "fit")  # type: ignore[arg-type]
+        assert signal.getsignal(signal.SIGUSR1) == callback._on_warn
+        signal.raise_signal(signal.SIGUSR1)
+        assert callback._warned
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
