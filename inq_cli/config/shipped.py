@@ -40,8 +40,8 @@ def _package_folders() -> list[Path]:
     except ModuleNotFoundError:
         return []
     except NotADirectoryError:
-        # An editable install puts a placeholder entry on the package's path and
-        # importlib.resources refuses it. The spec's real folders are the ones it would list.
+        # An editable install adds a path entry that is not a folder (its import finder's
+        # marker), which importlib.resources refuses: list the spec's entries that are folders.
         spec = importlib.util.find_spec(PACKAGE)
         locations = spec.submodule_search_locations if spec else None
         return [Path(entry) for entry in locations or () if Path(entry).is_dir()]

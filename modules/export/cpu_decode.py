@@ -360,6 +360,13 @@ class RowDecoder:
             self.torch_rows_into(words, r0, r1, out[r0 - n0:r1 - n0])
         return out
 
+    def _args(self, words: torch.Tensor, out: torch.Tensor, n0: int, n1: int) -> DecodeArgs:
+        """The kernel's arguments for rows [n0, n1) of `words` into `out` (float32 table)."""
+        lay = self.layout
+        return DecodeArgs(words.data_ptr(), lay.n, *self._strides(words), lay.k, self.bits,
+                          self._rows.data_ptr(), self._starts.data_ptr(),
+                          self.table(torch.float32).data_ptr(), n0, n1, out.data_ptr())
+
     def whole_into(self, words: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """All rows into `out` (contiguous, N * K elements in any shape: [N, K] or the conv
         weight's), as `rows_into(words, 0, N, out)`, with the kernel's arguments built once per
@@ -374,9 +381,7 @@ class RowDecoder:
                     and out.is_contiguous() and out.numel() == lay.n * lay.k):
                 self.rows_into(words, 0, lay.n, out.view(lay.n, lay.k))
                 return out
-            args = DecodeArgs(words.data_ptr(), lay.n, *self._strides(words), lay.k, self.bits,
-                              self._rows.data_ptr(), self._starts.data_ptr(),
-                              self.table(torch.float32).data_ptr(), 0, lay.n, out.data_ptr())
+            args = self._args(words, out, 0, lay.n)
             cached = self._whole = (words, out, args, ctypes.addressof(args))
         if kernel.args(cached[3]) != 0:
             raise ValueError(f"decode of a [{self.layout.n}, {self.layout.k}] weight refused by the kernel")
@@ -389,9 +394,7 @@ class RowDecoder:
         lay, kernel = self.layout, _kernel()
         if kernel is None or not (self.uses_kernel(words, buffer.dtype) and buffer.is_contiguous()):
             return lambda n0, n1: self.rows_into(words, n0, n1, buffer[:(n1 - n0) * lay.k].view(n1 - n0, lay.k))
-        args = DecodeArgs(words.data_ptr(), lay.n, *self._strides(words), lay.k, self.bits,
-                          self._rows.data_ptr(), self._starts.data_ptr(),
-                          self.table(torch.float32).data_ptr(), 0, 0, buffer.data_ptr())
+        args = self._args(words, buffer, 0, 0)
         address, call, k, limit = ctypes.addressof(args), kernel.args, lay.k, buffer.numel()
 
         def decode(n0: int, n1: int) -> torch.Tensor:
