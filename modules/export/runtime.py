@@ -21,7 +21,6 @@ float tensors. What a quantized layer keeps in memory is the caller's choice (`k
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 from typing import Any, Literal
 
@@ -109,12 +108,11 @@ class _QuantLayer(nn.Module):
         if x.is_cuda and ops.triton_available():
             return None
         assert self._decoder is not None and self.codes is not None
-        out = self.scratch.shaped("weight", self.weight_shape, x.dtype, x.device)
-        return self._decoder.whole_into(self.codes, out)
+        return self._cpu_whole(x)
 
     def _cpu_whole(self, x: torch.Tensor) -> torch.Tensor:
-        """The weight decoded whole into the shared buffer: the short path of a packed layer
-        whose float copy stays in cache (attribute lookups kept few: it runs per forward)."""
+        """The weight decoded whole into the shared buffer (the torch decoder off the CPU): the
+        short path of a packed layer whose float copy stays in cache, attribute lookups kept few."""
         out = self.scratch.shaped("weight", self.weight_shape, x.dtype, x.device)
         return self._decoder.whole_into(self._buffers["codes"], out)  # type: ignore[union-attr]
 
