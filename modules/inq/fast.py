@@ -47,6 +47,11 @@ def _zero_below(n2: int) -> int:
     return (n2 - 1 + 127) << 23
 
 
+def _rounds_to_n2(n2: int) -> int:
+    """Bits of 2^n2 less half an octave's carry: magnitudes from here up round to at least 2^n2."""
+    return ((n2 + 127) << 23) - _HALF_MANTISSA
+
+
 class _Buffers:
     """Reusable int32 / bool chunk buffers (one set per call; tiny next to the layer)."""
 
@@ -68,7 +73,7 @@ def _quantize_np(src: np.ndarray, mag: np.ndarray, n2: int, n1: int, b: _Buffers
     exponent to [n2, n1]; masking off the mantissa then leaves the power of two."""
     m = src.size
     q, s, t = b.q[:m], b.s[:m], b.t[:m]
-    np.maximum(mag, ((n2 + 127) << 23) - _HALF_MANTISSA, out=q)
+    np.maximum(mag, _rounds_to_n2(n2), out=q)
     np.minimum(q, (n1 + 127) << 23, out=q)
     np.add(q, _HALF_MANTISSA, out=q)
     np.bitwise_and(q, _EXPONENT, out=q)
@@ -219,7 +224,7 @@ def _freeze_np(weight: Tensor, mask: Tensor, target: int, n2: int, n1: int) -> b
         if selected is None:
             return False
         hi, picked = selected
-        if hi >= ((n2 + 127) << 23) - _HALF_MANTISSA:
+        if hi >= _rounds_to_n2(n2):
             _round_top_np(bits, m, hi, n1, b)
             _round_entries_np(bits, picked, n2, n1, b)
             return True
